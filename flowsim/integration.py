@@ -390,9 +390,10 @@ def gradient_flow(problem: MatrixCompletion, model: DeepMatrixFactorization, par
             if stop_loss is not None and loss <= stop:
                 return finish("stop_loss", f"loss {loss:.3e} <= stop_loss at t={t:.6g}")
             if not big < max_abs:
-                status = "nonfinite" if not np.isfinite(big) else "norm_bound"
-                return finish(status, f"max|W| = {big:.3e} exceeded max_abs={max_abs:g} at t={t:.6g}"
-                              if status == "norm_bound" else f"non-finite state at t={t:.6g}")
+                if not np.isfinite(big):
+                    return finish("nonfinite", f"non-finite state at t={t:.6g}")
+                return finish("norm_bound",
+                              f"max|W| = {big:.3e} exceeded max_abs={max_abs:g} at t={t:.6g}")
             if t >= t1:
                 return finish("t_max", f"reached t_max={t_max:g}")
             if stepper.stats["steps"] >= max_steps:

@@ -37,7 +37,8 @@ class DeepMatrixFactorization:
         try:
             shape = tuple(int(s) for s in self.shape)
         except TypeError as exc:
-            raise TypeError(f"shape must be a pair of positive integers, got {self.shape!r}") from exc
+            raise TypeError(
+                f"shape must be a pair of positive integers, got {self.shape!r}") from exc
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f"shape must be (d, d2) with d, d2 >= 1, got {self.shape!r}")
         if isinstance(self.depth, bool) or int(self.depth) != self.depth or self.depth < 1:

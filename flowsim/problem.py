@@ -8,6 +8,7 @@ matrix (or tensor) produced by a parameterization.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import jax.numpy as jnp
 import numpy as np
@@ -46,12 +47,14 @@ class EntryCompletion:
     mask: np.ndarray = field(init=False, repr=False)
     target: np.ndarray = field(init=False, repr=False)
 
-    _min_order = 2
-    _max_order: int | None = None
+    _min_order: ClassVar[int] = 2
+    _max_order: ClassVar[int | None] = None
 
     def __post_init__(self):
         shape = _validated_shape(self.shape, min_order=self._min_order, max_order=self._max_order)
         indices = np.asarray(self.indices)
+        if indices.size == 0:
+            raise ValueError("indices must name at least one observed entry")
         if indices.ndim == 1 and indices.size == len(shape):
             indices = indices[None, :]
         if indices.ndim != 2 or indices.shape[1] != len(shape):
@@ -68,8 +71,6 @@ class EntryCompletion:
                 f"values must have one entry per index: {values.shape[0]} values for "
                 f"{indices.shape[0]} indices"
             )
-        if indices.shape[0] == 0:
-            raise ValueError("indices must name at least one observed entry")
         upper = np.asarray(shape)
         bad = np.any((indices < 0) | (indices >= upper), axis=1)
         if bad.any():
@@ -115,7 +116,7 @@ class EntryCompletion:
                 "indices": self.indices.tolist(), "values": self.values.tolist()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "EntryCompletion":
+    def from_dict(cls, data: dict) -> EntryCompletion:
         kinds = {c.__name__: c for c in (MatrixCompletion, TensorCompletion)}
         return kinds[data["kind"]](data["shape"], data["indices"], data["values"])
 

@@ -89,7 +89,7 @@ class Trajectory:
         return (f"Trajectory({len(self)} points, status={self.status!r}{last}, "
                 f"message={self.message!r})")
 
-    def replace(self, **changes) -> "Trajectory":
+    def replace(self, **changes) -> Trajectory:
         return replace(self, **changes)
 
     def first_below(self, loss_level: float) -> int:
@@ -122,7 +122,7 @@ class Trajectory:
         is written to a temporary name and renamed, so a crash never leaves half a file."""
         path = Path(path)
         if path.suffix != ".npz":
-            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+            path = path.with_name(path.name + ".npz")
         arrays = {name: np.asarray(getattr(self, name)) for name in
                   ("t", "loss", "product", "det_sign", "log_abs_det", "states")}
         if self.factors is not None:
@@ -142,7 +142,7 @@ class Trajectory:
         return path
 
     @classmethod
-    def load(cls, path) -> "Trajectory":
+    def load(cls, path) -> Trajectory:
         with np.load(Path(path), allow_pickle=False) as data:
             meta = json.loads(str(data["metadata"]))
             if meta.get("format") != "flowsim.Trajectory":

@@ -7,7 +7,8 @@ import math
 
 import numpy as np
 
-from .. import initialization, metrics, problem as problems
+from .. import initialization, metrics
+from .. import problem as problems
 from ..integration import SOLVERS, gradient_flow
 from ..parameterization import DeepMatrixFactorization
 
@@ -30,7 +31,8 @@ def register(sub) -> None:
                        description=__doc__)
     p.add_argument("--problem", choices=PROBLEMS, default="paper",
                    help="paper: Eq. (6); perturbed: Theorem 2 with --b; padded: App. E with --dims")
-    p.add_argument("--b", type=float, nargs=3, metavar=("B12", "B21", "B22"), default=(-2, 0.5, 0.1),
+    p.add_argument("--b", type=float, nargs=3, metavar=("B12", "B21", "B22"),
+                   default=(-2, 0.5, 0.1),
                    help="observations of --problem perturbed")
     p.add_argument("--dims", type=int, nargs=2, metavar=("D", "D2"), default=(3, 3),
                    help="shape for --problem padded")
