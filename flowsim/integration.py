@@ -33,9 +33,10 @@ import optimistix as optx
 import scipy.integrate
 from tqdm.auto import tqdm
 
-from .dynamics import Coordinates, make_coordinates
+from .dynamics import Coordinates, CPFactorCoordinates, make_coordinates
 from .parameterization import DeepMatrixFactorization, Params
-from .problem import EntryCompletion, MatrixCompletion
+from .problem import EntryCompletion, MatrixCompletion, TensorCompletion
+from .tensor.cp import CPFactorization
 from .trajectory import Trajectory
 
 DIFFRAX_SOLVERS = {
@@ -267,11 +268,15 @@ def _locate_stop(stepper, t_a, y_a, t_b, y_b, stop_loss, max_iter=8) -> tuple[fl
 def _validate(problem, model, solver, coordinates, stop_loss, t_max, rtol, atol, max_steps,
               max_abs, chunk_steps):
     if not isinstance(problem, EntryCompletion):
-        raise TypeError(f"problem must be a MatrixCompletion, got {type(problem).__name__}")
-    if not isinstance(model, DeepMatrixFactorization):
-        raise TypeError(f"model must be a DeepMatrixFactorization, got {type(model).__name__}")
-    if not isinstance(problem, MatrixCompletion) or problem.shape != model.shape:
-        raise ValueError(f"problem.shape {problem.shape} must equal model.shape {model.shape}")
+        raise TypeError(f"problem must be a MatrixCompletion or TensorCompletion, "
+                        f"got {type(problem).__name__}")
+    if not isinstance(model, (DeepMatrixFactorization, CPFactorization)):
+        raise TypeError(f"model must be a DeepMatrixFactorization or CPFactorization, "
+                        f"got {type(model).__name__}")
+    kind = MatrixCompletion if isinstance(model, DeepMatrixFactorization) else TensorCompletion
+    if not isinstance(problem, kind) or problem.shape != model.shape:
+        raise ValueError(f"problem must be a {kind.__name__} with shape {model.shape} (the "
+                         f"model's), got a {type(problem).__name__} with shape {problem.shape}")
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {list(SOLVERS)}, got {solver!r}")
     if stop_loss is not None and not (stop_loss > 0 and math.isfinite(stop_loss)):
@@ -310,8 +315,9 @@ def _resume(checkpoint: Path, config: dict):
     return old
 
 
-def gradient_flow(problem: MatrixCompletion, model: DeepMatrixFactorization, params: Params, *,
-                  coordinates: str = DEFAULT_COORDINATES, stop_loss: float | None = None,
+def gradient_flow(problem: MatrixCompletion | TensorCompletion,
+                  model: DeepMatrixFactorization | CPFactorization, params: Params, *,
+                  coordinates: str | None = None, stop_loss: float | None = None,
                   t_max: float = math.inf, solver: str = "Kvaerno5", rtol: float = 1e-10,
                   atol: float = 1e-14, max_steps: int = 100_000, max_abs: float = 1e12,
                   chunk_steps: int = 256, progress: bool | None = None,
@@ -322,7 +328,10 @@ def gradient_flow(problem: MatrixCompletion, model: DeepMatrixFactorization, par
 
     - `problem`, `model`, `params`: what is observed, the factorization, the initial
       factors ``(W_1, ..., W_L)`` (e.g. from :func:`flowsim.balanced_init`).
-    - `coordinates`: which formulation to integrate (:data:`flowsim.dynamics.COORDINATES`).
+    - `coordinates`: which formulation to integrate (:data:`flowsim.dynamics.COORDINATES`;
+      default :data:`DEFAULT_COORDINATES`). A :class:`~flowsim.tensor.CPFactorization`
+      with a :class:`~flowsim.TensorCompletion` (Section 4.2) integrates the flow on its
+      factors, ``"factors"`` of :data:`flowsim.dynamics.CP_COORDINATES`.
     - `stop_loss`: end at the first time the loss reaches this value (located exactly).
     - `t_max`: end at this flow time. Without `stop_loss` and `t_max` the run goes on
       until `max_steps`.
@@ -344,6 +353,9 @@ def gradient_flow(problem: MatrixCompletion, model: DeepMatrixFactorization, par
     ```
     """
     t_max = float(t_max)
+    if coordinates is None:
+        coordinates = (CPFactorCoordinates.name if isinstance(model, CPFactorization)
+                       else DEFAULT_COORDINATES)
     _validate(problem, model, solver, coordinates, stop_loss, t_max, rtol, atol, max_steps,
               max_abs, chunk_steps)
     params = model.check_params(params)
@@ -379,6 +391,11 @@ def gradient_flow(problem: MatrixCompletion, model: DeepMatrixFactorization, par
         return traj
 
     loss0, _ = stepper.observe(ys[0][0])
+    field0 = np.asarray(_vector_field(coords, jnp.asarray(ys[-1][-1]), stepper.mask,
+                                      stepper.target))
+    if not (np.isfinite(loss0) and np.all(np.isfinite(field0))):
+        return finish("nonfinite", "loss or vector field is not finite at the initial state "
+                      "(values too large for float64?)")
     decades = math.log10(loss0 / stop) if stop_loss is not None and loss0 > stop else 1.0
     bar = tqdm(total=round(decades, 2), unit="dec", delay=0.0 if progress else 2.0,
                disable=progress is False,
@@ -421,6 +438,10 @@ def gradient_flow(problem: MatrixCompletion, model: DeepMatrixFactorization, par
                 bar.update(0)
             if reason == _FAILED:
                 return finish("solver_failure", message)
+            if reason == _CONTINUE and (len(new_ts) == 0 or not new_ts[-1] > t):
+                # a whole chunk of rejected (or zero-length) steps: the step size collapsed
+                return finish("solver_failure", f"no progress in {stepper.chunk_steps} solver "
+                              f"steps at t={t:.6g}: the step size collapsed (blow-up?)")
             if reason == _T_MAX and float(ts[-1][-1]) >= t1:
                 return finish("t_max", f"reached t_max={t_max:g}")
             if checkpoint is not None and reason == _CONTINUE:

@@ -135,3 +135,23 @@ def test_checkpoint_resume_continues_the_same_run(tmp_path, paper, depth3, depth
     with pytest.raises(ValueError, match="solver"):
         fs.gradient_flow(paper, depth3, depth3_params, stop_loss=1e-4, solver="BDF",
                          checkpoint=path)
+
+
+def test_nonfinite_start_is_reported_not_looped():
+    problem = fs.MatrixCompletion((2, 2), [(0, 1), (1, 0)], [1e200, -1e200])
+    model = fs.DeepMatrixFactorization((2, 2), 2)
+    traj = fs.gradient_flow(problem, model, fs.balanced_init(model, scale=1.0), t_max=1.0,
+                            progress=False)
+    assert traj.status == "nonfinite" and len(traj) == 1 and "not finite" in traj.message
+
+
+
+def test_blow_up_ends_with_a_status():
+    """Observed values near float64's limit: the solve cannot proceed; it must end with a
+    failure status and keep its points, never loop."""
+    problem = fs.MatrixCompletion((2, 2), [(0, 1), (1, 0)], [1e150, -1e150])
+    model = fs.DeepMatrixFactorization((2, 2), 3)
+    traj = fs.gradient_flow(problem, model, fs.balanced_init(model, scale=1.0), t_max=1.0,
+                            max_abs=np.inf, max_steps=300, progress=False)
+    assert not traj.success and len(traj) >= 1
+    assert traj.status in ("nonfinite", "max_steps", "solver_failure")
