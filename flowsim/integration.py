@@ -63,6 +63,10 @@ class _DiffraxSpec:
     chunk_steps: int
     newton_rtol: float = 1e-6
     newton_atol: float = 1e-8
+    #: stop at the stop_loss / max_abs event inside the solve. Batched (vmapped) solves
+    #: turn it off: under vmap diffrax's event handling doubled the cost of every step,
+    #: so they find the first saved step past the event afterwards instead.
+    events: bool = True
 
     def make_solver(self):
         cls = DIFFRAX_SOLVERS[self.solver]
@@ -95,7 +99,8 @@ def _diffrax_chunk(spec: _DiffraxSpec, y0, t0, t1, dt0, mask, target, stop_loss,
         term, spec.make_solver(), t0, t1, dt0, y0,
         saveat=diffrax.SaveAt(steps=True),
         stepsize_controller=diffrax.PIDController(rtol=spec.rtol, atol=spec.atol),
-        event=diffrax.Event(stop), max_steps=spec.chunk_steps, throw=False)
+        event=diffrax.Event(stop) if spec.events else None, max_steps=spec.chunk_steps,
+        throw=False)
     return sol.ts, sol.ys, sol.result._value, sol.stats["num_rejected_steps"]
 
 
@@ -110,8 +115,17 @@ def _batched_observables(coords: Coordinates, ys, mask, target):
 
 
 @eqx.filter_jit
-def _loss_and_rate(coords: Coordinates, y, mask, target):
-    return coords.loss(y, mask, target), coords.loss_rate(y, mask, target)
+def _batched_loss_and_rate(coords: Coordinates, ys, mask, target):
+    return jax.vmap(lambda y: (coords.loss(y, mask, target),
+                               coords.loss_rate(y, mask, target)))(ys)
+
+
+def _initial_step(t, y, f):
+    """First trial step from the state ``y`` and its vector field ``f`` (vectorized over
+    leading axes): 1% of the state's scale over the field's, at most 1."""
+    scale = np.maximum(np.linalg.norm(y, axis=-1), 1e-8)
+    return (np.minimum(1e-2 * scale / np.maximum(np.linalg.norm(f, axis=-1), 1e-300), 1.0)
+            + 1e-12 * np.abs(t))
 
 
 class _Stepper:
@@ -128,8 +142,42 @@ class _Stepper:
 
     def initial_step(self, t, y) -> float:
         f = np.asarray(_vector_field(self.coords, jnp.asarray(y), self.mask, self.target))
-        scale = max(np.linalg.norm(y), 1e-8)
-        return float(min(1e-2 * scale / max(np.linalg.norm(f), 1e-300), 1.0) + 1e-12 * abs(t))
+        return float(_initial_step(t, np.asarray(y), f))
+
+    def loss_and_rate(self, ys) -> tuple[np.ndarray, np.ndarray]:
+        """Loss and ``d loss/dt`` of a batch of states ``(B, k)``."""
+        loss, rate = _batched_loss_and_rate(self.coords, jnp.asarray(ys), self.mask, self.target)
+        return np.asarray(loss), np.asarray(rate)
+
+    def integrate_batch(self, t0, y0, t1, which) -> np.ndarray:
+        """States at times ``t1[i]`` from ``(t0[i], y0[i])`` for the rows where ``which`` is
+        True (other rows: ``y0``); batched steppers override it."""
+        out = np.array(y0, dtype=np.float64)
+        for i in np.flatnonzero(which):
+            out[i] = self.integrate_to(t0[i], y0[i], t1[i])
+        return out
+
+
+def _chunk_outcome(t, ts, ys, result, dt):
+    """One diffrax chunk from time ``t``, read back: its accepted steps (the finite entries
+    of ``ts``), the step size to continue with (the last accepted one) and why it ended
+    (``_T_MAX``, ``None`` for an event, ``_CONTINUE`` or ``_FAILED``) with a message."""
+    ts, ys, result = np.asarray(ts), np.asarray(ys), int(result)
+    keep = np.isfinite(ts)
+    ts, ys = ts[keep], ys[keep]
+    if len(ts) >= 1:
+        prev = t if len(ts) == 1 else ts[-2]
+        if ts[-1] > prev:
+            dt = float(ts[-1] - prev)
+    results = diffrax.RESULTS
+    if result == results.successful._value:
+        return ts, ys, _T_MAX, "reached t_max", dt
+    if result == results.event_occurred._value:
+        return ts, ys, None, "event", dt
+    if result == results.max_steps_reached._value:
+        return ts, ys, _CONTINUE, "", dt
+    message = [str(m) for m in results if m._value == result]
+    return ts, ys, _FAILED, f"diffrax: {message[0] if message else result}", dt
 
 
 class _DiffraxStepper(_Stepper):
@@ -146,24 +194,10 @@ class _DiffraxStepper(_Stepper):
         ts, ys, result, rejected = _diffrax_chunk(
             self.spec, jnp.asarray(y), f64(t), f64(t1), f64(min(self.dt, t1 - t)), self.mask,
             self.target, f64(stop_loss), f64(max_abs))
-        ts, ys, result = np.asarray(ts), np.asarray(ys), int(result)
-        keep = np.isfinite(ts)
-        ts, ys = ts[keep], ys[keep]
+        ts, ys, reason, message, self.dt = _chunk_outcome(t, ts, ys, result, self.dt)
         self.stats["steps"] += len(ts)
         self.stats["rejected"] += int(rejected)
-        if len(ts) >= 1:
-            prev = t if len(ts) == 1 else ts[-2]
-            if ts[-1] > prev:
-                self.dt = float(ts[-1] - prev)
-        results = diffrax.RESULTS
-        if result == results.successful._value:
-            return ts, ys, _T_MAX, "reached t_max"
-        if result == results.event_occurred._value:
-            return ts, ys, None, "event"
-        if result == results.max_steps_reached._value:
-            return ts, ys, _CONTINUE, ""
-        message = [str(m) for m in results if m._value == result]
-        return ts, ys, _FAILED, f"diffrax: {message[0] if message else result}"
+        return ts, ys, reason, message
 
     def integrate_to(self, t0, y0, t1) -> np.ndarray:
         """State at ``t1`` from ``(t0, y0)``, integrated without events."""
@@ -238,31 +272,58 @@ class _ScipyStepper(_Stepper):
         return solver.y.copy()
 
 
-def _locate_stop(stepper, t_a, y_a, t_b, y_b, stop_loss, max_iter=8) -> tuple[float, np.ndarray]:
-    """Time where the loss crosses ``stop_loss`` inside the step ``[t_a, t_b]`` and the state
-    there, by Newton's method on ``log loss(t) - log stop_loss`` with exact ``d loss/dt``
-    and re-integration from ``(t_a, y_a)`` (safeguarded to stay inside the bracket)."""
-    loss_a, _ = stepper.observe(y_a)
-    loss_b, _ = stepper.observe(y_b)
-    f_a, f_b = math.log(loss_a / stop_loss), math.log(loss_b / stop_loss)
-    lo, hi = t_a, t_b
-    t = t_a + (t_b - t_a) * f_a / (f_a - f_b) if f_a != f_b else t_b
-    y = y_b
+def _locate_stop(stepper, t_a, y_a, t_b, y_b, stop_loss, max_iter=8):
+    """Times where the loss crosses ``stop_loss`` inside the steps ``[t_a, t_b]`` and the
+    states there, by Newton's method on ``log loss(t) - log stop_loss`` with exact
+    ``d loss/dt`` and re-integration from ``(t_a, y_a)`` (safeguarded to stay inside the
+    bracket). Vectorized over a batch of crossings: ``t_a, t_b, stop_loss`` have shape
+    ``(B,)`` and ``y_a, y_b`` shape ``(B, k)``; each member iterates until its own
+    convergence."""
+    t_a, t_b, stop_loss = (np.asarray(v, dtype=np.float64) for v in (t_a, t_b, stop_loss))
+    y_a, y_b = np.asarray(y_a, dtype=np.float64), np.asarray(y_b, dtype=np.float64)
+    f_a = np.log(stepper.loss_and_rate(y_a)[0] / stop_loss)
+    f_b = np.log(stepper.loss_and_rate(y_b)[0] / stop_loss)
+    lo, hi = t_a.copy(), t_b.copy()
+    differ = f_a != f_b
+    t = np.where(differ, t_a + (t_b - t_a) * f_a / np.where(differ, f_a - f_b, 1.0), t_b)
+    y = y_b.copy()
+    active = np.ones(t.shape, dtype=bool)
     for _ in range(max_iter):
-        y = stepper.integrate_to(t_a, y_a, t) if t < t_b else y_b
-        loss, rate = (float(v) for v in _loss_and_rate(
-            stepper.coords, jnp.asarray(y), stepper.mask, stepper.target))
-        f = math.log(loss / stop_loss)
-        if abs(f) < 1e-13:
+        y[active] = y_b[active]
+        run = active & (t < t_b)
+        if run.any():
+            y[run] = stepper.integrate_batch(t_a, y_a, t, run)[run]
+        loss, rate = stepper.loss_and_rate(y)
+        f = np.log(loss / stop_loss)
+        active &= ~(np.abs(f) < 1e-13)
+        lo = np.where(active & (f > 0), t, lo)
+        hi = np.where(active & ~(f > 0), t, hi)
+        mid = 0.5 * (lo + hi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t_new = np.where(rate < 0, t - f * loss / rate, mid)
+        t_new = np.where((lo < t_new) & (t_new < hi), t_new, mid)
+        active &= ~(np.abs(t_new - t) <= 1e-15 * np.abs(t))
+        t = np.where(active, t_new, t)
+        if not active.any():
             break
-        lo, hi = (t, hi) if f > 0 else (lo, t)
-        t_new = t - f * loss / rate if rate < 0 else 0.5 * (lo + hi)
-        if not lo < t_new < hi:
-            t_new = 0.5 * (lo + hi)
-        if abs(t_new - t) <= 1e-15 * abs(t):
-            break
-        t = t_new
     return t, y
+
+
+def _end_reason(loss, big, t, t1, t_max, steps, stop_loss, max_abs, max_steps):
+    """``(status, message)`` when a run standing at ``(t, loss, max|W| = big)`` after
+    ``steps`` accepted steps must end, else ``None``."""
+    if stop_loss is not None and loss <= stop_loss:
+        return "stop_loss", f"loss {loss:.3e} <= stop_loss at t={t:.6g}"
+    if not big < max_abs:
+        if not np.isfinite(big):
+            return "nonfinite", f"non-finite state at t={t:.6g}"
+        return "norm_bound", f"max|W| = {big:.3e} exceeded max_abs={max_abs:g} at t={t:.6g}"
+    if t >= t1:
+        return "t_max", f"reached t_max={t_max:g}"
+    if steps >= max_steps:
+        return "max_steps", (f"max_steps={max_steps} accepted steps reached at t={t:.6g} "
+                             f"(loss {loss:.3e})")
+    return None
 
 
 def _validate(problem, model, solver, coordinates, stop_loss, t_max, rtol, atol, max_steps,
@@ -384,7 +445,8 @@ def gradient_flow(problem: MatrixCompletion | TensorCompletion,
     start = time.perf_counter()
 
     def finish(status, message):
-        traj = _assemble(coords, stepper, ts, ys, status, message, config)
+        traj = _assemble(coords, stepper.mask, stepper.target, stepper.stats, ts, ys, status,
+                         message, config)
         traj.stats["wall_s"] = wall0 + time.perf_counter() - start
         if checkpoint is not None:
             traj.save(checkpoint)
@@ -404,24 +466,18 @@ def gradient_flow(problem: MatrixCompletion | TensorCompletion,
         while True:
             t, y = float(ts[-1][-1]), ys[-1][-1]
             loss, big = stepper.observe(y)
-            if stop_loss is not None and loss <= stop:
-                return finish("stop_loss", f"loss {loss:.3e} <= stop_loss at t={t:.6g}")
-            if not big < max_abs:
-                if not np.isfinite(big):
-                    return finish("nonfinite", f"non-finite state at t={t:.6g}")
-                return finish("norm_bound",
-                              f"max|W| = {big:.3e} exceeded max_abs={max_abs:g} at t={t:.6g}")
-            if t >= t1:
-                return finish("t_max", f"reached t_max={t_max:g}")
-            if stepper.stats["steps"] >= max_steps:
-                return finish("max_steps", f"max_steps={max_steps} accepted steps reached at "
-                              f"t={t:.6g} (loss {loss:.3e})")
+            end = _end_reason(loss, big, t, t1, t_max, stepper.stats["steps"], stop_loss,
+                              max_abs, max_steps)
+            if end is not None:
+                return finish(*end)
             new_ts, new_ys, reason, message = stepper.advance(t, y, t1, stop, max_abs)
             if reason is None and len(new_ts) and stop_loss is not None:
                 last_loss, last_big = stepper.observe(new_ys[-1])
                 if last_loss <= stop and last_big < max_abs:
                     t_a, y_a = (t, y) if len(new_ts) == 1 else (new_ts[-2], new_ys[-2])
-                    t_s, y_s = _locate_stop(stepper, t_a, y_a, new_ts[-1], new_ys[-1], stop)
+                    t_s, y_s = _locate_stop(stepper, [t_a], [y_a], [new_ts[-1]],
+                                            [new_ys[-1]], [stop])
+                    t_s, y_s = float(t_s[0]), y_s[0]
                     new_ts, new_ys = new_ts.copy(), new_ys.copy()
                     new_ts[-1], new_ys[-1] = t_s, y_s
                     ts.append(new_ts)
@@ -445,7 +501,8 @@ def gradient_flow(problem: MatrixCompletion | TensorCompletion,
             if reason == _T_MAX and float(ts[-1][-1]) >= t1:
                 return finish("t_max", f"reached t_max={t_max:g}")
             if checkpoint is not None and reason == _CONTINUE:
-                _assemble(coords, stepper, ts, ys, "interrupted",
+                _assemble(coords, stepper.mask, stepper.target, stepper.stats, ts, ys,
+                          "interrupted",
                           "checkpoint of a run in progress", config).save(checkpoint)
     except KeyboardInterrupt:
         return finish("interrupted", "interrupted by the user (KeyboardInterrupt)")
@@ -453,16 +510,23 @@ def gradient_flow(problem: MatrixCompletion | TensorCompletion,
         bar.close()
 
 
-def _assemble(coords, stepper, ts, ys, status, message, config) -> Trajectory:
+def _assemble(coords, mask, target, stats, ts, ys, status, message, config,
+              **fields) -> Trajectory:
+    """The Trajectory of the saved points ``ts``/``ys`` (lists of chunks) of one run;
+    ``fields`` are passed on (e.g. ``versions``, computed once for a batch)."""
     t = np.concatenate(ts)
     states = np.concatenate(ys, axis=0)
-    obs = {k: np.asarray(v) for k, v in _batched_observables(
-        coords, jnp.asarray(states), stepper.mask, stepper.target).items()}
+    # Pad to a power of two so runs of different lengths share a few compiled shapes.
+    n = len(states)
+    padded = np.concatenate([states, np.repeat(states[-1:], (1 << (n - 1).bit_length()) - n,
+                                               axis=0)])
+    obs = {k: np.asarray(v)[:n] for k, v in _batched_observables(
+        coords, jnp.asarray(padded), jnp.asarray(mask), jnp.asarray(target)).items()}
     factors = None
     if coords.factors(states[0]) is not None:
         split = jax.vmap(coords.factors)(jnp.asarray(states))
         factors = tuple(np.asarray(f) for f in split)
     return Trajectory(t=t, loss=obs["loss"], product=obs["product"], det_sign=obs["det_sign"],
                       log_abs_det=obs["log_abs_det"], states=states, status=status,
-                      message=message, stats=dict(stepper.stats), config=dict(config),
-                      factors=factors)
+                      message=message, stats=dict(stats), config=dict(config),
+                      factors=factors, **fields)

@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Sub-command modules of flowsim.cli, in the order ``flowsim --help`` lists them.
-COMMANDS = ["run"]
+COMMANDS = ["run", "figure1", "verify", "figure2", "sweep"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,47 @@
+"""``flowsim sweep``: a grid of options x repetitions of gradient flow from a TOML file,
+run as batched (vmapped) solves, locally or on Dask; results in one resumable file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..sweep import SweepConfig, format_summary, run_sweep
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sweep", help="run a grid of flows from a TOML config (resumable)",
+                       description=__doc__)
+    p.add_argument("config", help="TOML file with [sweep] settings and [grid] options "
+                                  "(see notebooks/sweep_example.toml)")
+    p.add_argument("--output", "-o",
+                   help="results file (.npz); default: the config's name with .npz. An "
+                        "existing file of the same sweep is resumed")
+    p.add_argument("--dask", action="store_true",
+                   help="run the batches on Dask (an embedded LocalCluster unless --scheduler)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="address of a running Dask scheduler, e.g. tcp://host:8786 "
+                        "(implies --dask)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes of the embedded LocalCluster (default: one per core)")
+    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    config = SweepConfig.from_toml(args.config)
+    output = Path(args.output) if args.output else Path(args.config).with_suffix(".npz")
+    progress = False if args.no_progress else None
+    if args.dask or args.scheduler:
+        from ..distributed import run_sweep_dask
+
+        results = run_sweep_dask(config, output, scheduler=args.scheduler,
+                                 n_workers=args.workers, progress=progress)
+    else:
+        if args.workers is not None:
+            raise ValueError("--workers needs --dask")
+        results = run_sweep(config, output, progress=progress)
+    varying = [k for k, v in config.grid.items() if len(v) > 1]
+    print(f"sweep {args.config}: {int(results.done.sum())}/{config.n_tasks} runs done, "
+          f"results in {output}")
+    print(format_summary(results.summary(), varying))
+    return 0 if results.done.all() else 1

@@ -1,0 +1,189 @@
+"""Singular-value coordinates for 2x2 products: Lemmas 4 and 5 with ``log det W`` as a
+coordinate, so the sign of ``det W`` is preserved by construction.
+
+Write ``W = E W~`` with ``E = diag(1, eps)``, ``eps = sign det W`` (constant along the
+flow: Lemma 5 / (D1) in appendix_notes.md), so that ``det W~ > 0``, and take the SVD
+``W~ = R(theta) diag(s1, s2) R(phi)^T`` with rotations ``R`` and ``s1 >= s2 > 0``. Splitting
+``W~`` into its conformal and anticonformal parts,
+
+    W~ = p R(alpha) + Z,   Z = [[z1, z2], [z2, -z1]],
+    alpha = theta - phi,   p = (s1 + s2)/2,   z = q (cos beta, sin beta),
+    beta = theta + phi,    q = |z| = (s1 - s2)/2,   p^2 - q^2 = s1 s2 = det W~,
+
+the state is ``y = (alpha, z1, z2, delta, eps)`` with ``delta = log det W~ = log s1 + log s2``.
+Everything is recovered without cancellation: ``p = sqrt(q^2 + e^delta)``,
+``s1 = p + q``, ``log s2 = delta - log s1``, so ``s2`` (the distance to rank 1, Eq. 10) can
+go to ``exp(-1000)`` and below while ``W``'s entries stay O(1). The usual SVD angles
+``(theta, phi, log s1, log s2)`` are singular where ``s1 = s2`` (the angle ``beta`` is then
+undefined and ``theta' ~ 1/(s1^(2/L) - s2^(2/L))``: the stall at ``W(0) = 0.1 I`` reported
+in NUMERICS.md); ``z`` is ``(q, beta)`` in Cartesian form, which is regular there.
+
+Dynamics. Lemma 4 in the singular bases is ``U^T W~' V = -K o (U^T G~ V)`` with
+``G~ = E grad l(W)`` and ``K_rk = sum_j s_r^{2(j-1)/L} s_k^{2(L-j)/L}``. With
+``P_U = U D U^T = R(alpha) Z / q`` and ``P_V = V D V^T = R(-alpha) Z / q``
+(``D = diag(1, -1)``) this is
+
+    W~' = -[ (k12 + q^2 c) G~ + c R(alpha) Z G~ R(-alpha) Z
+             + (L/2) D_{g'} (R(alpha) Z G~ + G~ R(-alpha) Z) ],
+
+with ``k12 = K_12``, ``g' = 2 - 2/L``, ``D_g = (s1^g - s2^g)/(s1 - s2)`` (divided differences,
+:mod:`._linalg`) and ``c = sum_j D_{2(j-1)/L} D_{2(L-j)/L}``: every ``1/q`` has cancelled.
+``alpha'`` and ``z'`` are the conformal and anticonformal parts of ``W~'`` (``alpha'`` has
+``p >= sqrt(det) > 0`` in its denominator), and ``delta'`` is Lemma 5 summed over ``r``:
+``delta' = sum_r s_r'/s_r = -L <G~, U S^(1 - 2/L) V^T>``.
+
+Only 2x2 products: that is Theorem 1's setting, and the conformal/anticonformal split
+that keeps the equal-singular-value start regular is special to 2x2 (for ``d > 2`` the
+singular vectors' ODE has ``1/(s_i^2 - s_k^2)`` couplings that need another treatment).
+Other shapes raise ``ValueError``; use ``"product"`` or ``"factors"`` there. Only valid
+from balanced factors (Lemmas 4-5): :meth:`SVDCoordinates.from_factors` checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+
+from ..parameterization import Params, product
+from ._base import Coordinates
+from ._linalg import power_ratio
+from .product import require_balanced
+
+_ATANH_BELOW = 0.5  # q/p below which log(s1/s2) = 2 atanh(q/p) (no cancellation)
+
+#: Controller tolerances for runs deep into Theorem 1's regime (loss <= 1e-10). Measured
+#: (bench/bench_coordinates.py, depth 2, scale 1e-3, to loss 1e-12): 1308 accepted steps,
+#: against a stall near loss 5e-12 after 20000 steps with gradient_flow's defaults
+#: (rtol 1e-10, atol 1e-14): late in the run the stiffness ratio exceeds 1e20 and the
+#: error estimates of the tighter setting drown in rounding.
+THEOREM_TOLERANCES = {"rtol": 1e-8, "atol": 1e-12}
+
+
+def _rotation(angle):
+    c, s = jnp.cos(angle), jnp.sin(angle)
+    return jnp.array([[c, -s], [s, c]])
+
+
+@dataclass(frozen=True)
+class _Chart:
+    """Quantities of one state shared by the map to ``W`` and by the vector field."""
+
+    alpha: object
+    z: object  # Z = [[z1, z2], [z2, -z1]]
+    q2: object
+    p: object
+    log_s1: object
+    log_s2: object
+    ell: object  # log(s1 / s2) >= 0, accurate also when s1 ~ s2
+    eps: object
+
+    @classmethod
+    def of(cls, y):
+        alpha, z1, z2, delta, eps = y[0], y[1], y[2], y[3], y[4]
+        q2 = z1 * z1 + z2 * z2
+        positive = q2 > 0
+        q = jnp.where(positive, jnp.sqrt(jnp.where(positive, q2, 1.0)), 0.0)  # finite d/dz at 0
+        p = jnp.sqrt(q2 + jnp.exp(delta))
+        log_s1 = jnp.log(p + q)
+        near = q < _ATANH_BELOW * p
+        ell = jnp.where(near, 2.0 * jnp.arctanh(jnp.where(near, q / p, 0.0)),
+                        2.0 * log_s1 - delta)
+        return cls(alpha, jnp.array([[z1, z2], [z2, -z1]]), q2, p, log_s1, delta - log_s1,
+                   ell, eps)
+
+    def power(self, g):
+        """``(s1^g, s2^g)``."""
+        return jnp.exp(g * self.log_s1), jnp.exp(g * self.log_s2)
+
+    def divided(self, g):
+        """``D_g = (s1^g - s2^g) / (s1 - s2)`` (``g s^(g-1)`` at ``s1 = s2``), for an array of
+        exponents ``g`` at once (one vectorized expression keeps the compile small)."""
+        return jnp.exp((g - 1.0) * self.log_s1) * power_ratio(self.ell, g)
+
+    def internal(self):
+        """``W~ = E W`` (``det W~ > 0``). Near rank 1 its small entries (e.g. ``W22 ~ 1/W11``
+        late in Theorem 1's regime) are differences of ``O(|W|)`` terms in ``p R(alpha) + Z``;
+        there it is built as ``s1 u1 v1^T + s2 u2 v2^T`` from ``theta = (alpha + beta)/2``,
+        ``phi = (beta - alpha)/2``, products of accurate numbers (``beta`` exists since
+        ``q > 0`` there)."""
+        conformal = self.p * _rotation(self.alpha) + self.z
+        near_rank1 = self.q2 >= (_ATANH_BELOW * self.p) ** 2
+        z1, z2 = self.z[0, 0], self.z[0, 1]
+        beta = jnp.arctan2(jnp.where(near_rank1, z2, 0.0), jnp.where(near_rank1, z1, 1.0))
+        u, v = _rotation(0.5 * (self.alpha + beta)), _rotation(0.5 * (beta - self.alpha))
+        s1, s2 = jnp.exp(self.log_s1), jnp.exp(self.log_s2)
+        rank1 = s1 * jnp.outer(u[:, 0], v[:, 0]) + s2 * jnp.outer(u[:, 1], v[:, 1])
+        return jnp.where(near_rank1, rank1, conformal)
+
+    def reflection(self):
+        return jnp.array([1.0, self.eps])[:, None]  # E as a row scaling
+
+
+@dataclass(frozen=True)
+class SVDCoordinates(Coordinates):
+    """Lemma 4-5 flow on ``(alpha, z1, z2, log det W~, sign det W)``; 2x2, balanced inits."""
+
+    name = "svd"
+
+    def __post_init__(self):
+        if tuple(self.model.shape) != (2, 2):
+            raise ValueError(
+                f"coordinates='svd' supports 2x2 products only (Theorem 1's setting), got "
+                f"model.shape {self.model.shape}; use coordinates='product' or 'factors'")
+
+    def from_factors(self, params: Params) -> np.ndarray:
+        require_balanced(params)
+        w = np.asarray(product(params), dtype=np.float64)
+        if all(a.shape[0] == a.shape[1] for a in params):
+            # from the layers: keeps digits of a tiny det that W's entries have lost
+            signs, logs = zip(*(np.linalg.slogdet(a) for a in params))
+            sign, logabs = float(np.prod(signs)), float(np.sum(logs))
+        else:
+            sign, logabs = (float(v) for v in np.linalg.slogdet(w))
+        if sign == 0 or not np.isfinite(logabs):
+            raise ValueError("params: the product W is singular; coordinates='svd' needs "
+                             "det W != 0 (a singular W stays singular under the flow)")
+        wt = np.array([1.0, sign])[:, None] * w
+        alpha = np.arctan2(0.5 * (wt[1, 0] - wt[0, 1]), 0.5 * (wt[0, 0] + wt[1, 1]))
+        z1, z2 = 0.5 * (wt[0, 0] - wt[1, 1]), 0.5 * (wt[0, 1] + wt[1, 0])
+        return np.array([alpha, z1, z2, logabs, sign])
+
+    def product(self, y):
+        chart = _Chart.of(y)
+        return chart.reflection() * chart.internal()
+
+    def slogdet(self, y):
+        return y[4], y[3]
+
+    def log_singular_values(self, y):
+        """``(log s1, log s2)``, ``s1 >= s2``, from the coordinates (exact even when ``s2``
+        is far below float64's resolution of ``W``'s entries)."""
+        chart = _Chart.of(y)
+        return chart.log_s1, chart.log_s2
+
+    def vector_field(self, y, mask, target):
+        depth = self.model.depth
+        chart = _Chart.of(y)
+        e = chart.reflection()
+        g = e * (mask * (e * chart.internal() - target))  # G~ = E grad l(E W~)
+        rot = _rotation(chart.alpha)
+        z = chart.z
+        gamma = 1.0 - 2.0 / depth
+        # exponents 2(j-1)/L for j = 1..L, then g' = 2 - 2/L and gamma = 1 - 2/L (Lemma 5)
+        powers = np.concatenate([2.0 * np.arange(depth) / depth, [2.0 - 2.0 / depth, gamma]])
+        divided = chart.divided(jnp.asarray(powers))
+        left, right = powers[:depth], powers[:depth][::-1]
+        k12 = jnp.sum(jnp.exp(left * chart.log_s1 + right * chart.log_s2))
+        c = jnp.sum(divided[:depth] * divided[:depth][::-1])
+        c_half = 0.5 * depth * divided[depth]
+        dw = -((k12 + chart.q2 * c) * g + c * (rot @ z @ g @ rot.T @ z)
+               + c_half * (rot @ z @ g + g @ rot.T @ z))
+        conf_x, conf_y = 0.5 * (dw[0, 0] + dw[1, 1]), 0.5 * (dw[1, 0] - dw[0, 1])
+        d_alpha = (jnp.cos(chart.alpha) * conf_y - jnp.sin(chart.alpha) * conf_x) / chart.p
+        d_z1, d_z2 = 0.5 * (dw[0, 0] - dw[1, 1]), 0.5 * (dw[0, 1] + dw[1, 0])
+        pow1, pow2 = chart.power(gamma)
+        u_s_vt = 0.5 * (pow1 + pow2) * rot + divided[depth + 1] * z  # U S^gamma V^T
+        d_delta = -depth * jnp.sum(g * u_s_vt)
+        return jnp.stack([d_alpha, d_z1, d_z2, d_delta, jnp.zeros_like(d_delta)])

@@ -1,0 +1,26 @@
+"""Tensor completion with CP factorizations (Section 4.2, Eqs. 11-12, Figure 2).
+
+The same pipeline as the matrix case: *problem* (:class:`flowsim.TensorCompletion`, with
+ground truths from :mod:`.truth`) -> *parameterization* (:class:`CPFactorization`,
+:mod:`.cp`) -> *dynamics* (:class:`flowsim.dynamics.CPFactorCoordinates`) -> *integration*
+(:func:`flowsim.gradient_flow`) or *descent* (:func:`cp_gradient_descent`, on
+:func:`flowsim.descend`) -> :class:`flowsim.Trajectory` -> *metrics* (:func:`cp_rank`,
+:mod:`.rank`). The Figure 2 experiment grid lives in :mod:`flowsim.tensor.figure2`
+(imported on demand: it pulls in matplotlib).
+"""
+
+from .cp import (
+    CPFactorization,
+    cp_gaussian_init,
+    cp_product,
+    linear_baseline,
+    max_cp_rank,
+)
+from .rank import CPFit, cp_fit, cp_rank
+from .truth import CompletionDataset, cp_dataset, observation_order, random_cp_tensor
+
+__all__ = [
+    "CPFactorization", "CPFit", "CompletionDataset", "cp_dataset", "cp_fit",
+    "cp_gaussian_init", "cp_product", "cp_rank", "linear_baseline", "max_cp_rank",
+    "observation_order", "random_cp_tensor",
+]
