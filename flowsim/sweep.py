@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -59,7 +58,7 @@ from .integration import (
 )
 from .parameterization import DeepMatrixFactorization
 from .problem import MatrixCompletion
-from .trajectory import Trajectory, _json_default, _versions
+from .trajectory import Trajectory, _versions, write_npz
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -638,13 +637,7 @@ class SweepResults:
         path = Path(path)
         meta = {"format": "flowsim.SweepResults", "format_version": SWEEP_FORMAT_VERSION,
                 "config": self.config.to_dict(), "versions": _versions()}
-        arrays = {**self.columns, "done": self.done,
-                  "metadata": np.array(json.dumps(meta, default=_json_default))}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-        return path
+        return write_npz(path, {**self.columns, "done": self.done}, meta)
 
     @classmethod
     def load(cls, path) -> SweepResults:

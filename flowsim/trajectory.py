@@ -134,12 +134,7 @@ class Trajectory:
                 "status": self.status, "message": self.message, "stats": self.stats,
                 "config": self.config, "versions": self.versions,
                 "n_factors": None if self.factors is None else len(self.factors)}
-        arrays["metadata"] = np.array(json.dumps(meta, default=_json_default))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-        return path
+        return write_npz(path, arrays, meta)
 
     @classmethod
     def load(cls, path) -> Trajectory:
@@ -155,6 +150,18 @@ class Trajectory:
                        stats=meta["stats"], config=meta["config"], factors=factors,
                        steps=data["steps"] if "steps" in data else None,
                        versions=meta["versions"])
+
+
+def write_npz(path, arrays: dict, meta: dict) -> Path:
+    """Write ``arrays`` plus ``meta`` as one JSON ``metadata`` string to ``path`` (no
+    pickle), via a temporary name and a rename so a crash never leaves half a file."""
+    path = Path(path)
+    arrays = {**arrays, "metadata": np.array(json.dumps(meta, default=_json_default))}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    return path
 
 
 def _json_default(obj):
