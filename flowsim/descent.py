@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from .dynamics import Coordinates, FactorCoordinates
 from .integration import _batched_observables
 from .parameterization import DeepMatrixFactorization, Params
-from .problem import EntryCompletion, MatrixCompletion
+from .problem import EntryCompletion, MatrixCompletion, check_problem_and_model
 from .trajectory import Trajectory
 
 STEP_RULES = ("constant", "adaptive")
@@ -355,12 +355,7 @@ def gradient_descent(problem: MatrixCompletion, model: DeepMatrixFactorization, 
     traj.steps[-1], traj.product[-1, 0, 0]
     ```
     """
-    if not isinstance(problem, MatrixCompletion):
-        raise TypeError(f"problem must be a MatrixCompletion, got {type(problem).__name__}")
-    if not isinstance(model, DeepMatrixFactorization):
-        raise TypeError(f"model must be a DeepMatrixFactorization, got {type(model).__name__}")
-    if problem.shape != model.shape:
-        raise ValueError(f"problem.shape {problem.shape} must equal model.shape {model.shape}")
+    check_problem_and_model(problem, model, MatrixCompletion, DeepMatrixFactorization)
     params = model.check_params(params)
     coords = FactorCoordinates(model)
     y0 = coords.from_factors(params)

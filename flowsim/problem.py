@@ -141,6 +141,17 @@ class TensorCompletion(EntryCompletion):
     _max_order = None
 
 
+def check_problem_and_model(problem, model, problem_cls: type, model_cls: type) -> None:
+    """Raise TypeError/ValueError naming the field unless ``problem`` is a ``problem_cls``,
+    ``model`` a ``model_cls``, and their shapes are equal."""
+    if not isinstance(problem, problem_cls):
+        raise TypeError(f"problem must be a {problem_cls.__name__}, got {type(problem).__name__}")
+    if not isinstance(model, model_cls):
+        raise TypeError(f"model must be a {model_cls.__name__}, got {type(model).__name__}")
+    if problem.shape != model.shape:
+        raise ValueError(f"problem.shape {problem.shape} must equal model.shape {model.shape}")
+
+
 def perturbed_problem(b12: float, b21: float, b22: float) -> MatrixCompletion:
     """Theorem 2's setting: the 2x2 problem with observations b12, b21, b22 (1-based names)."""
     return MatrixCompletion((2, 2), [(0, 1), (1, 0), (1, 1)], [b12, b21, b22])

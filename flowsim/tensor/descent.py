@@ -26,7 +26,7 @@ import numpy as np
 
 from ..descent import descend_trajectory
 from ..dynamics import CPFactorCoordinates
-from ..problem import TensorCompletion
+from ..problem import TensorCompletion, check_problem_and_model
 from ..trajectory import Trajectory
 from .cp import CPFactorization, Factors
 
@@ -64,12 +64,7 @@ def cp_gradient_descent(problem: TensorCompletion, model: CPFactorization, param
     **Returns:** a :class:`~flowsim.Trajectory` (``steps`` = iterations; ``loss`` and
     ``t`` in flowsim's units, see the module doc).
     """
-    if not isinstance(problem, TensorCompletion):
-        raise TypeError(f"problem must be a TensorCompletion, got {type(problem).__name__}")
-    if not isinstance(model, CPFactorization):
-        raise TypeError(f"model must be a CPFactorization, got {type(model).__name__}")
-    if problem.shape != model.shape:
-        raise ValueError(f"problem.shape {problem.shape} must equal model.shape {model.shape}")
+    check_problem_and_model(problem, model, TensorCompletion, CPFactorization)
     params = model.check_params(params)
     coords = CPFactorCoordinates(model)
     y0 = coords.from_factors(params)
