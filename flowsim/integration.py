@@ -85,8 +85,8 @@ def _observe(coords, y, mask, target):
     return coords.loss(y, mask, target), jnp.max(jnp.abs(w))
 
 
-@eqx.filter_jit
-def _diffrax_chunk(spec: _DiffraxSpec, y0, t0, t1, dt0, mask, target, stop_loss, max_abs):
+def _diffrax_solve(spec: _DiffraxSpec, y0, t0, t1, dt0, mask, target, stop_loss, max_abs,
+                   solver_state=None, controller_state=None):
     coords = spec.coords
     term = diffrax.ODETerm(lambda t, y, args: coords.vector_field(y, mask, target))
 
@@ -95,13 +95,46 @@ def _diffrax_chunk(spec: _DiffraxSpec, y0, t0, t1, dt0, mask, target, stop_loss,
         # "not (big < max_abs)" is also True for NaN: a non-finite state stops the chunk.
         return (loss <= stop_loss) | jnp.logical_not(big < max_abs)
 
-    sol = diffrax.diffeqsolve(
+    return diffrax.diffeqsolve(
         term, spec.make_solver(), t0, t1, dt0, y0,
-        saveat=diffrax.SaveAt(steps=True),
+        saveat=diffrax.SaveAt(steps=True, solver_state=True, controller_state=True),
         stepsize_controller=diffrax.PIDController(rtol=spec.rtol, atol=spec.atol),
         event=diffrax.Event(stop) if spec.events else None, max_steps=spec.chunk_steps,
-        throw=False)
+        throw=False, solver_state=solver_state, controller_state=controller_state)
+
+
+@eqx.filter_jit
+def _diffrax_chunk(spec: _DiffraxSpec, y0, t0, t1, dt0, mask, target, stop_loss, max_abs):
+    """One chunk of at most ``spec.chunk_steps`` steps from a fresh solver state."""
+    sol = _diffrax_solve(spec, y0, t0, t1, dt0, mask, target, stop_loss, max_abs)
     return sol.ts, sol.ys, sol.result._value, sol.stats["num_rejected_steps"]
+
+
+@eqx.filter_jit
+def _diffrax_chunk_carry(spec: _DiffraxSpec, y0, t0, t1, dt0, mask, target, stop_loss,
+                         max_abs, solver_state, controller_state):
+    """One chunk continuing a previous one: its solver state (Kvaerno5's first-same-as-last
+    stage derivative) and controller state carry over, so a run of chunks takes the steps of
+    one continuous solve. A fresh start evaluates the vector field at the saved state
+    instead; deep in the stiff regime that state sits off the slow manifold by about the
+    Newton tolerance, the field there is that offset times the fast rate (~1e8), and the
+    first step is rejected down to zero width (measured: depth 3-4, loss < 1e-11)."""
+    sol = _diffrax_solve(spec, y0, t0, t1, dt0, mask, target, stop_loss, max_abs,
+                         solver_state, controller_state)
+    return (sol.ts, sol.ys, sol.result._value, sol.stats["num_rejected_steps"],
+            sol.solver_state, sol.controller_state)
+
+
+@eqx.filter_jit
+def _diffrax_start(spec: _DiffraxSpec, y0, t0, t1, dt0, mask, target):
+    """The solver and controller states a fresh solve from ``(t0, y0)`` starts with."""
+    coords = spec.coords
+    term = diffrax.ODETerm(lambda t, y, args: coords.vector_field(y, mask, target))
+    solver = spec.make_solver()
+    controller = diffrax.PIDController(rtol=spec.rtol, atol=spec.atol)
+    tnext, controller_state = controller.init(term, t0, t1, y0, dt0, None, solver.func,
+                                              solver.error_order(term))
+    return solver.init(term, t0, jnp.minimum(tnext, t1), y0, None), controller_state
 
 
 @eqx.filter_jit
@@ -186,33 +219,49 @@ class _DiffraxStepper(_Stepper):
         self.spec = _DiffraxSpec(self.coords, self.solver, self.rtol, self.atol, self.chunk_steps)
         self.stats.update(rejected=0)
         self.dt = None
+        self.carry = None  # (t, y, solver state, controller state) where the last chunk ended
+        self.chunk_start = None  # (t, y, solver state, controller state, dt0) of that chunk
+
+    def _solve(self, t, y, t1, dt0, stop_loss, max_abs, states):
+        f64 = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731 (dynamic, not static)
+        y, t, t1, dt0 = jnp.asarray(y), f64(t), f64(t1), f64(dt0)
+        if states is None:
+            states = _diffrax_start(self.spec, y, t, t1, dt0, self.mask, self.target)
+        return states, _diffrax_chunk_carry(self.spec, y, t, t1, dt0, self.mask, self.target,
+                                            f64(stop_loss), f64(max_abs), *states)
 
     def advance(self, t, y, t1, stop_loss, max_abs):
         if self.dt is None:
             self.dt = self.initial_step(t, y)
-        f64 = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731 (dynamic, not static)
-        ts, ys, result, rejected = _diffrax_chunk(
-            self.spec, jnp.asarray(y), f64(t), f64(t1), f64(min(self.dt, t1 - t)), self.mask,
-            self.target, f64(stop_loss), f64(max_abs))
+        dt0 = min(self.dt, t1 - t)
+        continues = (self.carry is not None and self.carry[0] == t
+                     and np.array_equal(self.carry[1], y))  # not after a change of chart
+        states, (ts, ys, result, rejected, *end_states) = self._solve(
+            t, y, t1, dt0, stop_loss, max_abs, self.carry[2:] if continues else None)
+        self.chunk_start = (t, np.array(y), *states, dt0)
         ts, ys, reason, message, self.dt = _chunk_outcome(t, ts, ys, result, self.dt)
+        self.carry = (ts[-1], ys[-1], *end_states) if len(ts) else None
         self.stats["steps"] += len(ts)
         self.stats["rejected"] += int(rejected)
         return ts, ys, reason, message
 
     def integrate_to(self, t0, y0, t1) -> np.ndarray:
-        """State at ``t1`` from ``(t0, y0)``, integrated without events."""
-        saved = self.stats.copy(), self.dt
-        self.dt = None
-        t, y = t0, y0
-        while True:
-            ts, ys, reason, message = self.advance(t, y, t1, -1.0, np.inf)
-            if len(ts):
-                t, y = ts[-1], ys[-1]
-            if reason == _T_MAX:
-                self.stats, self.dt = saved
-                return y
-            if reason != _CONTINUE:
-                raise FloatingPointError(f"re-integration to the stop_loss time failed: {message}")
+        """State at ``t1`` from ``(t0, y0)``, integrated without events; ``[t0, t1]`` lies
+        inside the last chunk's steps. The chunk is solved again from its own start, with
+        the same solver state, up to ``t1``: the same steps as before up to ``t0`` and a
+        last one cut at ``t1``, i.e. exactly a continuous solve stopped at ``t1``. (A fresh
+        solve from ``(t0, y0)`` fails deep in the stiff regime: see
+        :func:`_diffrax_chunk_carry`.)"""
+        t_c, y_c, solver_state, controller_state, dt0 = self.chunk_start
+        if not t_c <= t0 <= t1:
+            raise FloatingPointError(f"re-integration to t={t1:.10g}: not inside the last "
+                                     "chunk")
+        _, (ts, ys, result, *_) = self._solve(t_c, y_c, t1, min(dt0, t1 - t_c), -1.0, np.inf,
+                                              (solver_state, controller_state))
+        ts, ys, reason, message, _ = _chunk_outcome(t_c, ts, ys, result, dt0)
+        if reason != _T_MAX:
+            raise FloatingPointError(f"re-integration to the stop_loss time failed: {message}")
+        return ys[-1]
 
 
 class _ScipyStepper(_Stepper):
@@ -464,7 +513,7 @@ def gradient_flow(problem: MatrixCompletion | TensorCompletion,
                desc=f"flow {coordinates}/{solver}", leave=False)
     try:
         while True:
-            t, y = float(ts[-1][-1]), ys[-1][-1]
+            t, y = float(ts[-1][-1]), coords.rechart(ys[-1][-1])
             loss, big = stepper.observe(y)
             end = _end_reason(loss, big, t, t1, t_max, stepper.stats["steps"], stop_loss,
                               max_abs, max_steps)
@@ -475,15 +524,23 @@ def gradient_flow(problem: MatrixCompletion | TensorCompletion,
                 last_loss, last_big = stepper.observe(new_ys[-1])
                 if last_loss <= stop and last_big < max_abs:
                     t_a, y_a = (t, y) if len(new_ts) == 1 else (new_ts[-2], new_ys[-2])
-                    t_s, y_s = _locate_stop(stepper, [t_a], [y_a], [new_ts[-1]],
-                                            [new_ys[-1]], [stop])
+                    try:
+                        t_s, y_s = _locate_stop(stepper, [t_a], [y_a], [new_ts[-1]],
+                                                [new_ys[-1]], [stop])
+                    except FloatingPointError as error:
+                        ts.append(new_ts)
+                        ys.append(new_ys)
+                        return finish("stop_loss", f"{error}: the run ends at the first "
+                                      f"accepted step past stop_loss, t={new_ts[-1]:.10g}, "
+                                      f"loss {last_loss:.6e}")
                     t_s, y_s = float(t_s[0]), y_s[0]
                     new_ts, new_ys = new_ts.copy(), new_ys.copy()
                     new_ts[-1], new_ys[-1] = t_s, y_s
                     ts.append(new_ts)
                     ys.append(new_ys)
                     return finish("stop_loss", f"loss reached stop_loss={stop:.3e} at "
-                                  f"t={t_s:.10g} (located to 1e-13 in log-loss)")
+                                  f"t={t_s:.10g} (located by Newton on log-loss: loss "
+                                  f"{stepper.observe(y_s)[0]:.10e} there)")
             if len(new_ts):
                 ts.append(new_ts)
                 ys.append(new_ys)

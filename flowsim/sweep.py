@@ -158,7 +158,9 @@ class _Crossings:
         return out
 
     def _integrate(self, t, y, t1, mask, target):
-        t, y = np.array(t, dtype=np.float64), np.array(y, dtype=np.float64)
+        # autonomous flow: from time 0, as in _DiffraxStepper.integrate_to
+        t1 = np.asarray(t1, dtype=np.float64) - np.asarray(t, dtype=np.float64)
+        t, y = np.zeros(len(t1)), np.array(y, dtype=np.float64)
         dt = self.lanes.initial_step(t, y, mask, target)
         running = np.ones(len(t), dtype=bool)
         while running.any():
@@ -168,11 +170,12 @@ class _Crossings:
             for i in np.flatnonzero(running):
                 new_ts, new_ys, reason, message, dt[i] = _chunk_outcome(
                     t[i], ts[i], ys[i], result[i], dt[i])
+                moved = len(new_ts) and new_ts[-1] > t[i]
                 if len(new_ts):
                     t[i], y[i] = new_ts[-1], new_ys[-1]
                 if reason == _T_MAX:
                     running[i] = False
-                elif reason != _CONTINUE:
+                elif reason != _CONTINUE or not moved:
                     raise FloatingPointError(
                         f"re-integration to the stop_loss time failed: {message}")
         return y
@@ -304,7 +307,7 @@ def _run_members(engine: _Lanes, coords, members: list[_Member], keep, max_abs, 
                 m.ys.append(new_ys)
             else:
                 m.ts[1:], m.ys[1:] = [new_ts[-1:]], [new_ys[-1:]]
-            m.t, m.y = float(new_ts[-1]), new_ys[-1]
+            m.t, m.y = float(new_ts[-1]), coords.rechart(new_ys[-1])
 
     def ended(group) -> list[_Member]:
         """Apply the end conditions at each member's current point; the ones still running."""

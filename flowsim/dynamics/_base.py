@@ -39,6 +39,12 @@ class Coordinates(abc.ABC):
     def product(self, y):
         """The product matrix ``W = W_L ... W_1`` represented by ``y``."""
 
+    def rechart(self, y) -> np.ndarray:
+        """The same point, in the chart of these coordinates best suited to it (numpy, any
+        leading axes). Integrators call it between chunks of steps; coordinates with a
+        single chart return ``y`` unchanged."""
+        return y
+
     def factors(self, y) -> Params | None:
         """The factors, when these coordinates carry them (``None`` otherwise)."""
         return None

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -121,9 +122,99 @@ class _Chart:
         return jnp.array([1.0, self.eps])[:, None]  # E as a row scaling
 
 
+#: Chart thresholds on ``ell = log(s1/s2)``: conformal -> polar above ``_TO_POLAR``, back
+#: below ``_TO_CONFORMAL`` (hysteresis, so a state never flips back and forth).
+_TO_POLAR, _TO_CONFORMAL = 1.0, 0.5
+_SAFE_CONFORMAL = np.array([0.0, 0.5, 0.0, 0.0, 1.0])  # regular stand-ins for the chart
+_SAFE_POLAR = np.array([0.0, 0.0, 1.0, 0.0, 1.0])  # not in use (keeps its branch finite)
+
+
+def _conformal_field(depth, y, mask, target):
+    """``dy/dt`` in the conformal chart ``(alpha, z1, z2, delta, eps)``."""
+    chart = _Chart.of(y)
+    e = chart.reflection()
+    g = e * (mask * (e * chart.internal() - target))  # G~ = E grad l(E W~)
+    rot = _rotation(chart.alpha)
+    z = chart.z
+    gamma = 1.0 - 2.0 / depth
+    # exponents 2(j-1)/L for j = 1..L, then g' = 2 - 2/L and gamma = 1 - 2/L (Lemma 5)
+    powers = np.concatenate([2.0 * np.arange(depth) / depth, [2.0 - 2.0 / depth, gamma]])
+    divided = chart.divided(jnp.asarray(powers))
+    left, right = powers[:depth], powers[:depth][::-1]
+    k12 = jnp.sum(jnp.exp(left * chart.log_s1 + right * chart.log_s2))
+    c = jnp.sum(divided[:depth] * divided[:depth][::-1])
+    c_half = 0.5 * depth * divided[depth]
+    dw = -((k12 + chart.q2 * c) * g + c * (rot @ z @ g @ rot.T @ z)
+           + c_half * (rot @ z @ g + g @ rot.T @ z))
+    conf_x, conf_y = 0.5 * (dw[0, 0] + dw[1, 1]), 0.5 * (dw[1, 0] - dw[0, 1])
+    d_alpha = (jnp.cos(chart.alpha) * conf_y - jnp.sin(chart.alpha) * conf_x) / chart.p
+    d_z1, d_z2 = 0.5 * (dw[0, 0] - dw[1, 1]), 0.5 * (dw[0, 1] + dw[1, 0])
+    pow1, pow2 = chart.power(gamma)
+    u_s_vt = 0.5 * (pow1 + pow2) * rot + divided[depth + 1] * z  # U S^gamma V^T
+    d_delta = -depth * jnp.sum(g * u_s_vt)
+    return jnp.stack([d_alpha, d_z1, d_z2, d_delta, jnp.zeros_like(d_delta)])
+
+
+def _polar_internal(y):
+    """``W~ = R(theta) diag(s1, s2) R(phi)^T`` of a polar-chart state."""
+    s = jnp.exp(y[2:4])
+    return (_rotation(y[0]) * s) @ _rotation(y[1]).T
+
+
+def _polar_field(depth, y, mask, target):
+    """``dy/dt`` in the polar chart ``(theta, phi, log s1, log s2, eps)``: Lemma 5 for the
+    log-singular values, and Lemma 4's off-diagonal part for the angles,
+    ``theta' = -K_12 (s2 g12 + s1 g21) / (s1^2 - s2^2)``,
+    ``phi' = -K_12 (s1 g12 + s2 g21) / (s1^2 - s2^2)`` with ``g = U^T G~ V``; the ratio
+    ``K_12 / (s1^2 - s2^2)`` is formed from logarithms (no overflow, no cancellation)."""
+    theta, phi, log_s1, log_s2, eps = y[0], y[1], y[2], y[3], y[4]
+    e = jnp.array([1.0, eps])[:, None]
+    u, v = _rotation(theta), _rotation(phi)
+    g = e * (mask * (e * _polar_internal(y) - target))
+    gh = u.T @ g @ v
+    gamma = 1.0 - 2.0 / depth
+    d_log_s1 = -depth * jnp.exp(gamma * log_s1) * gh[0, 0]  # Lemma 5 divided by s_r
+    d_log_s2 = -depth * jnp.exp(gamma * log_s2) * gh[1, 1]
+    j = np.arange(depth)
+    log_k12 = jax.scipy.special.logsumexp(2.0 * j / depth * log_s1
+                                          + 2.0 * (depth - 1 - j) / depth * log_s2)
+    ell = log_s1 - log_s2
+    rate = jnp.exp(log_k12 - log_s1) / -jnp.expm1(-2.0 * ell)  # s1 K_12 / (s1^2 - s2^2)
+    ratio = jnp.exp(-ell)  # s2 / s1
+    d_theta = -rate * (ratio * gh[0, 1] + gh[1, 0])
+    d_phi = -rate * (gh[0, 1] + ratio * gh[1, 0])
+    return jnp.stack([d_theta, d_phi, d_log_s1, d_log_s2, jnp.zeros_like(d_theta)])
+
+
+def _polar_from_conformal(y):
+    """Vectorized (numpy, rows ``(..., 6)``) change of chart, conformal -> polar."""
+    alpha, z1, z2, delta = y[..., 0], y[..., 1], y[..., 2], y[..., 3]
+    q = np.hypot(z1, z2)
+    log_s1 = np.log(np.sqrt(q * q + np.exp(delta)) + q)
+    beta = np.arctan2(z2, z1)
+    return np.stack([0.5 * (alpha + beta), 0.5 * (beta - alpha), log_s1, delta - log_s1,
+                     y[..., 4], np.ones_like(alpha)], axis=-1)
+
+
+def _conformal_from_polar(y):
+    """Vectorized change of chart, polar -> conformal."""
+    theta, phi, log_s1, log_s2 = y[..., 0], y[..., 1], y[..., 2], y[..., 3]
+    q = 0.5 * (np.exp(log_s1) - np.exp(log_s2))
+    beta = theta + phi
+    return np.stack([theta - phi, q * np.cos(beta), q * np.sin(beta), log_s1 + log_s2,
+                     y[..., 4], np.zeros_like(theta)], axis=-1)
+
+
+def _conformal_ell(y):
+    q = np.hypot(y[..., 1], y[..., 2])
+    log_s1 = np.log(np.sqrt(q * q + np.exp(y[..., 3])) + q)
+    return 2.0 * log_s1 - y[..., 3]
+
+
 @dataclass(frozen=True)
 class SVDCoordinates(Coordinates):
-    """Lemma 4-5 flow on ``(alpha, z1, z2, log det W~, sign det W)``; 2x2, balanced inits."""
+    """Lemma 4-5 flow on the 2x2 product's SVD with the sign of ``det W`` as a constant;
+    two charts (module docstring): state ``(c0, c1, c2, c3, eps, chart)``. Balanced inits."""
 
     name = "svd"
 
@@ -148,42 +239,52 @@ class SVDCoordinates(Coordinates):
         wt = np.array([1.0, sign])[:, None] * w
         alpha = np.arctan2(0.5 * (wt[1, 0] - wt[0, 1]), 0.5 * (wt[0, 0] + wt[1, 1]))
         z1, z2 = 0.5 * (wt[0, 0] - wt[1, 1]), 0.5 * (wt[0, 1] + wt[1, 0])
-        return np.array([alpha, z1, z2, logabs, sign])
+        return self.rechart(np.array([alpha, z1, z2, logabs, sign, 0.0]))
+
+    def rechart(self, y):
+        """The same point in the chart suited to it: polar once ``log(s1/s2) > 1``,
+        conformal again below ``0.5``. Numpy, any leading axes; called by the integrators
+        between chunks of steps (a solve never changes chart)."""
+        y = np.array(y, dtype=np.float64)
+        polar = y[..., 5] > 0.5
+        ell = np.where(polar, y[..., 2] - y[..., 3], _conformal_ell(y))
+        to_polar = ~polar & (ell > _TO_POLAR)
+        to_conformal = polar & (ell < _TO_CONFORMAL)
+        if to_polar.any():
+            y[to_polar] = _polar_from_conformal(y[to_polar])
+        if to_conformal.any():
+            y[to_conformal] = _conformal_from_polar(y[to_conformal])
+        return y
+
+    def _by_chart(self, y, conformal, polar):
+        """``polar(y)`` or ``conformal(y)`` by the chart flag; the branch not in use gets a
+        regular stand-in state, so neither it nor its derivatives produce NaN."""
+        is_polar = y[5] > 0.5
+        base = y[:5]
+        return jax.lax.cond(
+            is_polar,
+            lambda: polar(jnp.where(is_polar, base, jnp.asarray(_SAFE_POLAR))),
+            lambda: conformal(jnp.where(is_polar, jnp.asarray(_SAFE_CONFORMAL), base)))
 
     def product(self, y):
-        chart = _Chart.of(y)
-        return chart.reflection() * chart.internal()
+        e = jnp.array([1.0, y[4]])[:, None]
+        return e * self._by_chart(y, lambda v: _Chart.of(v).internal(), _polar_internal)
 
     def slogdet(self, y):
-        return y[4], y[3]
+        return y[4], jnp.where(y[5] > 0.5, y[2] + y[3], y[3])
 
     def log_singular_values(self, y):
         """``(log s1, log s2)``, ``s1 >= s2``, from the coordinates (exact even when ``s2``
         is far below float64's resolution of ``W``'s entries)."""
-        chart = _Chart.of(y)
-        return chart.log_s1, chart.log_s2
+        def conformal(v):
+            chart = _Chart.of(v)
+            return jnp.stack([chart.log_s1, chart.log_s2])
+
+        logs = self._by_chart(y, conformal, lambda v: v[2:4])
+        return jnp.max(logs), jnp.min(logs)
 
     def vector_field(self, y, mask, target):
         depth = self.model.depth
-        chart = _Chart.of(y)
-        e = chart.reflection()
-        g = e * (mask * (e * chart.internal() - target))  # G~ = E grad l(E W~)
-        rot = _rotation(chart.alpha)
-        z = chart.z
-        gamma = 1.0 - 2.0 / depth
-        # exponents 2(j-1)/L for j = 1..L, then g' = 2 - 2/L and gamma = 1 - 2/L (Lemma 5)
-        powers = np.concatenate([2.0 * np.arange(depth) / depth, [2.0 - 2.0 / depth, gamma]])
-        divided = chart.divided(jnp.asarray(powers))
-        left, right = powers[:depth], powers[:depth][::-1]
-        k12 = jnp.sum(jnp.exp(left * chart.log_s1 + right * chart.log_s2))
-        c = jnp.sum(divided[:depth] * divided[:depth][::-1])
-        c_half = 0.5 * depth * divided[depth]
-        dw = -((k12 + chart.q2 * c) * g + c * (rot @ z @ g @ rot.T @ z)
-               + c_half * (rot @ z @ g + g @ rot.T @ z))
-        conf_x, conf_y = 0.5 * (dw[0, 0] + dw[1, 1]), 0.5 * (dw[1, 0] - dw[0, 1])
-        d_alpha = (jnp.cos(chart.alpha) * conf_y - jnp.sin(chart.alpha) * conf_x) / chart.p
-        d_z1, d_z2 = 0.5 * (dw[0, 0] - dw[1, 1]), 0.5 * (dw[0, 1] + dw[1, 0])
-        pow1, pow2 = chart.power(gamma)
-        u_s_vt = 0.5 * (pow1 + pow2) * rot + divided[depth + 1] * z  # U S^gamma V^T
-        d_delta = -depth * jnp.sum(g * u_s_vt)
-        return jnp.stack([d_alpha, d_z1, d_z2, d_delta, jnp.zeros_like(d_delta)])
+        f = self._by_chart(y, lambda v: _conformal_field(depth, v, mask, target),
+                           lambda v: _polar_field(depth, v, mask, target))
+        return jnp.concatenate([f, jnp.zeros(1)])
