@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
+import flowsim as fs
 import flowsim.tensor.figure2 as fig2
 from flowsim.cli import main
-from flowsim.tensor import cp_dataset
+from flowsim.tensor import CPFactorization, cp_dataset, cp_gaussian_init
 
 TINY = {"order": 3, "dim": 3, "n_values": (22,), "init_stds": (1e-3,), "trials": 2,
         "stop_mse": 1e-8}
@@ -33,8 +34,25 @@ def test_records_cover_the_grid(grid):
         else:
             assert r["status"] == "stop_loss" and r["mse"] == pytest.approx(1e-8, rel=1e-6)
             assert r["rank"] >= 1
+        assert r["rank_ref"] >= 1
     _, stored = fig2.load_results(path)
     assert stored == json.loads(json.dumps(records))
+
+
+def test_grid_engine_is_the_flow(grid):
+    """The grid solves with the one-lane ``batched_gradient_flow`` (keep="ends"); the
+    same run through ``gradient_flow`` (every step saved) ends at the same tensor."""
+    config, _, records = grid
+    data = fig2.dataset(config)
+    r = next(r for r in records if r["kind"] == "tf")
+    model = CPFactorization(config.shape, config.cp_rank)
+    traj = fs.gradient_flow(data.problem(r["n"]), model,
+                            cp_gaussian_init(model, seed=r["trial"] + 1, std=r["std"]),
+                            solver=config.solver, rtol=config.rtol, atol=config.atol,
+                            stop_loss=config.stop_mse * r["n"] / 2, progress=False)
+    assert traj.stats["steps"] == r["steps"]
+    assert fig2._relative_error(traj.product[-1], data.truth) == pytest.approx(
+        r["error"], rel=1e-9)
 
 
 def test_resume_recomputes_nothing(grid, monkeypatch):
@@ -65,12 +83,20 @@ def test_summary_is_median_and_quartiles():
                for k, (e, q) in enumerate([(1.0, 1), (2.0, 1), (3.0, 2), (4.0, 5), (5.0, 1)])]
     row = fig2.summarize(records)[("tf", 0.1)][0]
     assert row["error"] == [2.0, 3.0, 4.0] and row["rank"] == [1.0, 1.0, 2.0]
+    assert "rank_ref" not in row
+    # without a rank at rtol (order 4) the summary's rank is the reference-criterion one
+    for r in records:
+        r["rank_ref"] = r.pop("rank") + 1
+    row = fig2.summarize(records)[("tf", 0.1)][0]
+    assert row["rank"] == row["rank_ref"] == [2.0, 2.0, 3.0]
 
 
 def test_config_rejects_bad_values():
     for kwargs, field in (({"order": 1}, "order"), ({"n_values": (0,)}, "n_values"),
                           ({"method": "adam"}, "method"), ({"init_stds": (-1,)}, "init_stds"),
-                          ({"stop_mse": 0}, "stop_mse"), ({"solver": "Euler"}, "solver")):
+                          ({"stop_mse": 0}, "stop_mse"), ({"solver": "Euler"}, "solver"),
+                          ({"rank_rtol": None, "rank_mse": None}, "rank_rtol"),
+                          ({"rank_mse": -1.0}, "rank_mse"), ({"rank_restarts": 0}, "restarts")):
         with pytest.raises(ValueError, match=field):
             fig2.Figure2Config(**kwargs)
     assert fig2.Figure2Config(order=3).n_values == fig2.N_VALUES[3]

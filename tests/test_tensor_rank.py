@@ -4,7 +4,7 @@ for order 2, determinism."""
 import numpy as np
 import pytest
 
-from flowsim.tensor import cp_dataset, cp_fit, cp_rank, linear_baseline
+from flowsim.tensor import cp_dataset, cp_fit, cp_rank, linear_baseline, reference_atol
 
 
 def _cp(factors):
@@ -60,9 +60,35 @@ def test_fits_are_deterministic_for_a_seed():
     assert cp_fit(t, 3, seed=8).relative_error != a.relative_error
 
 
+def test_absolute_tolerance_is_the_norm_of_what_is_left_out():
+    """Big rank-1 term plus a small one orthogonal to it in every mode: the best rank-1
+    fit leaves exactly the small term, so the rank is 1 iff atol exceeds its norm."""
+    rng = np.random.default_rng(5)
+    q = [np.linalg.qr(rng.standard_normal((6, 2)))[0] for _ in range(3)]
+    big = _cp([f[:, :1] for f in q])
+    small = 0.05 * _cp([f[:, 1:] for f in q])  # norm 0.05
+    t = big + small
+    assert cp_rank(t, atol=0.06) == 1
+    assert cp_rank(t, atol=0.04) == 2
+    # atol replaces rtol: the same tensor at a huge rtol is still rank 2 with atol 0.04
+    assert cp_rank(t, atol=0.04, rtol=0.5) == 2
+    # the reference's "MSE over all entries < 1e-6" (App. F.2) as a Frobenius bound
+    assert reference_atol((8, 8, 8)) == pytest.approx(np.sqrt(512e-6), rel=1e-15)
+    assert reference_atol((8, 8, 8, 8), mse=1e-4) == pytest.approx(0.64, rel=1e-15)
+
+
+def test_memorizer_rank_at_the_reference_criterion_is_the_papers():
+    """App. F.2 [FIG]: the memorizer's estimated rank is 12-17 (order 3). At rtol 1e-2 it
+    is higher (19-22 measured): the reference's tolerance is absolute and the memorizer's
+    norm is below 1 (rank.py module doc)."""
+    t = linear_baseline(cp_dataset((8, 8, 8), 1, 0).problem(200))
+    assert 12 <= cp_rank(t, atol=reference_atol(t.shape)) <= 17
+
+
 def test_rank_rejects_bad_input():
     for kwargs, field in (({"rtol": 0.0}, "rtol"), ({"restarts": 0}, "restarts"),
-                          ({"max_sweeps": 1.5}, "max_sweeps")):
+                          ({"max_sweeps": 1.5}, "max_sweeps"), ({"atol": 0.0}, "atol"),
+                          ({"atol": np.inf}, "atol")):
         with pytest.raises(ValueError, match=field):
             cp_rank(np.ones((2, 2)), **kwargs)
     with pytest.raises(ValueError, match="order"):

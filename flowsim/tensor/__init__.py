@@ -16,11 +16,11 @@ from .cp import (
     linear_baseline,
     max_cp_rank,
 )
-from .rank import CPFit, cp_fit, cp_rank
+from .rank import CPFit, cp_fit, cp_rank, reference_atol
 from .truth import CompletionDataset, cp_dataset, observation_order, random_cp_tensor
 
 __all__ = [
     "CPFactorization", "CPFit", "CompletionDataset", "cp_dataset", "cp_fit",
     "cp_gaussian_init", "cp_product", "cp_rank", "linear_baseline", "max_cp_rank",
-    "observation_order", "random_cp_tensor",
+    "observation_order", "random_cp_tensor", "reference_atol",
 ]

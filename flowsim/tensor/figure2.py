@@ -18,6 +18,33 @@ actually ends far deeper (measured: MSE 1e-10 to 1e-16). Stopped *exactly* at MS
 1e-6 no method can show the figure's errors: the observed residual alone is
 ``sqrt(n * 1e-6)`` (1.4e-2 at n = 200). The grid therefore stops at ``stop_mse = 1e-10``
 by default (flowsim loss ``stop_mse * n / 2``); ``stop_mse = 1e-6`` is one option away.
+
+Cost (measured on this shared 2-core machine, 2026-11-27). Order 3: the runs from init
+1e-2 cross a stiff phase (the 63 unneeded components decay slowly while the fitted one
+limits an explicit step to ~2.5): 1-31k Tsit5 steps at ~0.15 ms each in the compiled
+solve. Stiff solvers do not pay here (n = 200, init 1e-2, trial 0): scipy BDF / LSODA
+with the dense jax Jacobian take 490 / 599 steps but 44 / 34 s (114 / 58 LU
+factorizations of 1536 x 1536 at 0.1-0.3 s each), Kvaerno5 with a matrix-free Newton-GMRES
+117 steps but 18 s (hundreds of JVPs per step), the explicit flow 4.5 s in a bare diffrax
+solve. What did pay: not storing the 15-30k saved steps (:func:`solve_one`, 2.2x per stiff
+run), and running ALS on one BLAS thread (:mod:`.rank`). The whole order-3 grid went from
+40.9 min to 6.6 min (287 s of flows, 106 s of rank estimates, all 110 runs at
+stop_mse; 11.0 min when run beside the order-4 grid). ``bench/bench_tensor.py`` compares
+it with the reference's NumPy GD loop in one process: the flow stays ~5-10x slower
+because the exact flow must integrate to t ~ 1e4-1e5 with stability-bound explicit steps,
+while the reference's adaptive step grows as the gradient shrinks and leaves the flow
+(300-700 iterations per run).
+
+Order 4 (8x8x8x8, R = 512, 16384 unknowns): a flow step costs ~5-15 ms; from n >= 1000
+every run ends in ~80-140 steps (3-6 s). At n = 500 four of the ten runs stop at
+``max_steps`` (10000 steps, 2-3 min each): one at MSE 2e-10 (error 3e-3), three at
+relative error 14-18 (MSE 1e-9 to 1e-4: a large-norm tensor still fitting the
+observations); n = 100 was left out after its first run had not ended in 3.5 min. The
+memorizer's rank at rtol 1e-2 needs fits of hundreds of components (> 10 min per
+tensor), so order 4 is run with ``rank_rtol=None`` (the reference's criterion only: 10-45 s
+per memorizer) -- ``flowsim figure2 --order 4
+--rank-rtol none --n 500 1000 2000 3000 4095 --max-steps 10000``: 55 runs, 17.9 min
+beside the order-3 grid (857 s of flows, 217 s of rank estimates).
 """
 
 from __future__ import annotations
@@ -32,10 +59,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..integration import SOLVERS, gradient_flow
+from ..integration import SOLVERS
+from ..sweep import batched_gradient_flow
 from .cp import CPFactorization, cp_gaussian_init, linear_baseline, max_cp_rank
 from .descent import cp_gradient_descent, mse_to_loss
-from .rank import cp_rank
+from .rank import cp_rank, reference_atol
 from .truth import CompletionDataset, cp_dataset
 
 #: number-of-observations grids per tensor order (order 3: App. F.2; order 4: read off the
@@ -58,7 +86,13 @@ class Figure2Config:
       `atol`, `max_steps`) or ``"gd"`` (:func:`~flowsim.tensor.descent.cp_gradient_descent`,
       lr 1e-2, `max_iterations`).
     - `stop_mse`: stop at this training MSE over the observations (module doc).
-    - `rank_rtol`: relative tolerance of the rank estimate.
+    - `rank_rtol`: relative tolerance of the rank estimate (``"rank"`` of a record);
+      ``None`` skips it and the figure shows ``"rank_ref"`` (order 4: the memorizer's
+      rtol 1e-2 rank needs fits of ~200 components, >10 min per tensor).
+    - `rank_mse`: the reference's rank criterion, fit MSE over all entries below this
+      (``"rank_ref"`` of a record, :func:`~flowsim.tensor.rank.reference_atol`); ``None``
+      skips it.
+    - `rank_restarts`, `rank_max_sweeps`: ALS starts per rank and sweeps per start.
     """
 
     order: int = 3
@@ -75,11 +109,15 @@ class Figure2Config:
     atol: float = 1e-12
     max_steps: int = 100_000
     max_iterations: int = 1_000_000
-    rank_rtol: float = 1e-2
+    rank_rtol: float | None = 1e-2
+    rank_mse: float | None = 1e-6
+    rank_restarts: int = 3
+    rank_max_sweeps: int = 1000
     shape: tuple[int, ...] = field(init=False)
 
     def __post_init__(self):
-        for name in ("order", "dim", "truth_rank", "trials", "max_steps", "max_iterations"):
+        for name in ("order", "dim", "truth_rank", "trials", "max_steps", "max_iterations",
+                     "rank_restarts", "rank_max_sweeps"):
             v = getattr(self, name)
             low = 2 if name == "order" else 1
             if isinstance(v, bool) or int(v) != v or v < low:
@@ -100,10 +138,16 @@ class Figure2Config:
             raise ValueError(f"method must be one of {list(METHODS)}, got {self.method!r}")
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {list(SOLVERS)}, got {self.solver!r}")
-        for name in ("stop_mse", "rtol", "atol", "rank_rtol"):
+        if self.rank_rtol is None and self.rank_mse is None:
+            raise ValueError("rank_rtol and rank_mse cannot both be None (no rank estimate)")
+        checked = ("stop_mse", "rtol", "atol") + (() if self.rank_rtol is None else ("rank_rtol",))
+        for name in checked:
             v = float(getattr(self, name))
             if not (v > 0 and math.isfinite(v)):
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+        if self.rank_mse is not None and not (self.rank_mse > 0 and math.isfinite(self.rank_mse)):
+            raise ValueError(f"rank_mse must be None or a finite number > 0, "
+                             f"got {self.rank_mse!r}")
         object.__setattr__(self, "n_values", n_values)
         object.__setattr__(self, "init_stds", stds)
         object.__setattr__(self, "shape", shape)
@@ -135,8 +179,20 @@ def _relative_error(w, truth) -> float:
     return float(np.linalg.norm(w - truth) / np.linalg.norm(truth))
 
 
-def run_one(config: Figure2Config, data: CompletionDataset, key: tuple) -> dict:
-    """One grid point (module doc) as a JSON-ready record."""
+def solve_one(config: Figure2Config, data: CompletionDataset, key: tuple
+              ) -> tuple[np.ndarray, dict]:
+    """The completed tensor of one grid point (module doc) and its record so far
+    (``status``, ``steps``, ``solve_s``, ...).
+
+    The flow runs through :func:`flowsim.sweep.batched_gradient_flow` with one lane and
+    ``keep="ends"``: the same chunked solve, end conditions and exact stop point as
+    :func:`flowsim.gradient_flow`, without saving every accepted step. The stiff runs
+    (init 1e-2) take 15-30k explicit steps; storing and post-processing all of them made
+    a run 2.2x slower (measured: 19.7 s vs 8.8 s for n = 200, init 1e-2, trial 0). One
+    lane, because under ``vmap`` the lanes cost their sum on this CPU but wait for the
+    slowest member (measured: 4 lanes took 49.9 s for 4 runs of 79.5k steps in all, which
+    one lane does at ~0.3 ms/step, ~23 s).
+    """
     kind, n, std, trial = key
     problem = data.problem(n)
     record = {"kind": kind, "n": n, "std": std, "trial": trial}
@@ -148,9 +204,11 @@ def run_one(config: Figure2Config, data: CompletionDataset, key: tuple) -> dict:
         model = CPFactorization(config.shape, config.cp_rank)
         params = cp_gaussian_init(model, seed=trial + 1, std=std)
         if config.method == "flow":
-            traj = gradient_flow(problem, model, params, solver=config.solver,
-                                 stop_loss=mse_to_loss(config.stop_mse, n), rtol=config.rtol,
-                                 atol=config.atol, max_steps=config.max_steps, progress=False)
+            traj = batched_gradient_flow(
+                problem, model, [params], solver=config.solver,
+                stop_loss=mse_to_loss(config.stop_mse, n), rtol=config.rtol,
+                atol=config.atol, max_steps=config.max_steps, lanes=1, keep="ends",
+                chunk_steps=256, progress=False)[0]
             steps = int(traj.stats.get("steps", len(traj) - 1))
         else:
             traj = cp_gradient_descent(problem, model, params, stop_mse=config.stop_mse,
@@ -160,11 +218,29 @@ def run_one(config: Figure2Config, data: CompletionDataset, key: tuple) -> dict:
         record.update(seed=trial + 1, status=traj.status, message=traj.message, steps=steps,
                       t=float(traj.t[-1]), mse=float(2 * traj.loss[-1] / n))
     record["solve_s"] = time.perf_counter() - start
+    return np.asarray(w), record
+
+
+def evaluate(config: Figure2Config, data: CompletionDataset, w, record: dict) -> dict:
+    """Add the relative error and the rank estimates of ``w`` (and their time) to a
+    record: ``"rank"`` at `rank_rtol`, ``"rank_ref"`` at the reference's criterion."""
     start = time.perf_counter()
     record["error"] = _relative_error(w, data.truth)
-    record["rank"] = cp_rank(w, rtol=config.rank_rtol, seed=0) if np.all(np.isfinite(w)) else -1
+    finite = bool(np.all(np.isfinite(w)))
+    kw = {"seed": 0, "restarts": config.rank_restarts, "max_sweeps": config.rank_max_sweeps}
+    if config.rank_rtol is not None:
+        record["rank"] = cp_rank(w, rtol=config.rank_rtol, **kw) if finite else -1
+    if config.rank_mse is not None:
+        record["rank_ref"] = cp_rank(w, atol=reference_atol(config.shape, config.rank_mse),
+                                     **kw) if finite else -1
     record["rank_s"] = time.perf_counter() - start
     return record
+
+
+def run_one(config: Figure2Config, data: CompletionDataset, key: tuple) -> dict:
+    """One grid point (module doc) as a JSON-ready record."""
+    w, record = solve_one(config, data, key)
+    return evaluate(config, data, w, record)
 
 
 def _key(record: dict) -> tuple:
@@ -222,7 +298,7 @@ def run_grid(config: Figure2Config, path, progress: bool = True) -> list[dict]:
 
 def summarize(records: list[dict]) -> dict:
     """Per series (``"linear"`` or ``("tf", std)``) and ``n``: the 25/50/75 percentiles of
-    the error and of the rank over trials."""
+    the error and of the rank over trials (and of ``rank_ref`` when every run has it)."""
     groups: dict = {}
     for r in records:
         series = "linear" if r["kind"] == "linear" else ("tf", r["std"])
@@ -232,10 +308,14 @@ def summarize(records: list[dict]) -> dict:
         rows = []
         for n in sorted(by_n):
             err = np.array([r["error"] for r in by_n[n]])
-            rank = np.array([r["rank"] for r in by_n[n]], dtype=float)
-            rows.append({"n": n, "runs": len(err),
-                         "error": np.percentile(err, [25, 50, 75]).tolist(),
-                         "rank": np.percentile(rank, [25, 50, 75]).tolist()})
+            rank = np.array([r.get("rank", r.get("rank_ref")) for r in by_n[n]], dtype=float)
+            row = {"n": n, "runs": len(err),
+                   "error": np.percentile(err, [25, 50, 75]).tolist(),
+                   "rank": np.percentile(rank, [25, 50, 75]).tolist()}
+            if all("rank_ref" in r for r in by_n[n]):
+                ref = np.array([r["rank_ref"] for r in by_n[n]], dtype=float)
+                row["rank_ref"] = np.percentile(ref, [25, 50, 75]).tolist()
+            rows.append(row)
         out[series] = rows
     return out
 
@@ -259,10 +339,20 @@ def plot(config: Figure2Config, records: list[dict], path) -> Path:
             q = np.array([r[metric] for r in rows])
             ax.errorbar(n, q[:, 1], yerr=[q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]], fmt=marker,
                         capsize=3, label=label, markersize=4)
+    # the memorizer's rank at the reference's own criterion (rank.py module doc)
+    rows = summary.get("linear", [])
+    if rows and config.rank_rtol is not None and all("rank_ref" in r for r in rows):
+        q = np.array([r["rank_ref"] for r in rows])
+        axes[1].errorbar([r["n"] for r in rows], q[:, 1],
+                         yerr=[q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]], fmt="s:", capsize=3,
+                         markersize=4, color="gray",
+                         label=f"linear, reference tol (MSE {config.rank_mse:g})")
     axes[1].axhline(config.truth_rank, color="k", lw=0.8, ls=":", label="ground truth")
     axes[0].set_yscale("log")
     axes[0].set_ylabel(r"reconstruction error $\|W-W^*\|_F/\|W^*\|_F$")
-    axes[1].set_ylabel(f"estimated CP rank (rtol {config.rank_rtol:g})")
+    crit = (f"rtol {config.rank_rtol:g}" if config.rank_rtol is not None
+            else f"fit MSE < {config.rank_mse:g}")
+    axes[1].set_ylabel(f"estimated CP rank ({crit})")
     how = (f"gradient flow ({config.solver})" if config.method == "flow"
            else "GD, adaptive step")
     for ax in axes:
