@@ -60,12 +60,10 @@ class Plan:
 
 
 def make_plan(quick: bool, coordinates: str | None = None) -> Plan:
-    """``coordinates`` for every depth, or by default "svd" (when flowsim has it) at
-    depth 2, where factor coordinates lose det's sign near loss 1e-2, and "factors" at
-    depths 3-4: they keep the sign to 1e-8 there, while "svd" runs ended with a collapsed
-    step size near loss 3e-8 for some seeds (depth 3, seed 1, scales 1e-4 to 0.5)."""
-    table = {d: coordinates or (trajectories.default_coordinates() if d == 2 else "factors")
-             for d in (2, 3, 4)}
+    """``coordinates`` for every depth, or by default "svd" (when flowsim has it): it keeps
+    det's sign by construction and goes deepest (:data:`trajectories.DEEPEST_LOSS`), while
+    factor coordinates lose the sign near loss 1e-2 at depth 2."""
+    table = {d: coordinates or trajectories.default_coordinates() for d in (2, 3, 4)}
     if quick:
         return Plan(True, table)
     return Plan(False, table, scales=(1e-4, 1e-3, 1e-2, 1e-1, 0.5), seeds=(0, 1, 2),

@@ -72,8 +72,10 @@ def test_svd_agrees_with_mpmath(paper, depth):
     ref = factor_flow(paper, model, params, times, dps=50, order=20, tol=1e-22)
     w_ref = ref.product_float()
     for i, t in enumerate(times):
+        # gradient_flow's default tolerances (rtol 1e-10): with THEOREM_TOLERANCES' rtol
+        # 1e-8 the global error is itself ~1e-8 (measured 1.4e-8 at depth 2)
         traj = fs.gradient_flow(paper, model, params, coordinates="svd", t_max=t,
-                                progress=False, **THEOREM_TOLERANCES)
+                                progress=False)
         assert traj.status == "t_max"
         assert rel(traj.product[-1], w_ref[i]) < 1e-8
         with mpmath.workdps(50):
