@@ -89,16 +89,27 @@ def _pad(a: np.ndarray, width: int) -> np.ndarray:
     return np.concatenate([a, np.repeat(a[:1], width - len(a), axis=0)]) if len(a) < width else a
 
 
+#: fewest lanes a call is padded to (see _Lanes.padded_width)
+_MIN_LANES = 16
+
+
 class _Lanes:
-    """``width`` lanes of the vmapped chunk solve; every call is padded to ``width`` rows
-    (copies of the first row, dropped afterwards), so it compiles once."""
+    """Up to ``width`` lanes of the vmapped chunk solve. A call on ``n`` rows is padded
+    (copies of the first row, dropped afterwards) to the next power of two >= ``n``, at
+    least 16 and at most ``width``: a few compiled shapes, and when a batch runs out, its
+    last slow members no longer drag ``width`` lanes of padding through every chunk
+    (the cost of a chunk grows linearly with its lanes on CPU)."""
 
     def __init__(self, coords, solver, rtol, atol, chunk_steps, width):
         self.coords, self.width = coords, width
         self.spec = _DiffraxSpec(coords, solver, rtol, atol, chunk_steps, events=False)
 
+    def padded_width(self, n: int) -> int:
+        return min(self.width, max(_MIN_LANES, 1 << max(n - 1, 0).bit_length()))
+
     def _call(self, fn, n, *arrays):
-        out = fn(self.coords, *(jnp.asarray(_pad(a, self.width)) for a in arrays))
+        width = self.padded_width(n)
+        out = fn(self.coords, *(jnp.asarray(_pad(a, width)) for a in arrays))
         return jax.tree_util.tree_map(lambda v: np.asarray(v)[:n], out)
 
     def observe(self, y, mask, target):
@@ -115,8 +126,9 @@ class _Lanes:
         ``_diffrax_chunk`` with its event returns them: each row's steps end at the first
         one with ``loss <= stop`` or ``not max|W| < max_abs`` (result "event occurred")."""
         n = len(y)
-        padded = [jnp.asarray(_pad(a, self.width)) for a in (y, t, t1, dt, mask, target)]
-        out = _lanes_chunk(self.spec, *padded, jnp.asarray(_pad(stop, self.width)),
+        width = self.padded_width(n)
+        padded = [jnp.asarray(_pad(a, width)) for a in (y, t, t1, dt, mask, target)]
+        out = _lanes_chunk(self.spec, *padded, jnp.asarray(_pad(stop, width)),
                            jnp.asarray(max_abs, dtype=jnp.float64))
         loss, big = (np.asarray(v)[:n] for v in _lanes_observe_steps(
             self.coords, out[1], padded[4], padded[5]))
@@ -161,7 +173,9 @@ class _Crossings:
         # autonomous flow: from time 0, as in _DiffraxStepper.integrate_to
         t1 = np.asarray(t1, dtype=np.float64) - np.asarray(t, dtype=np.float64)
         t, y = np.zeros(len(t1)), np.array(y, dtype=np.float64)
-        dt = self.lanes.initial_step(t, y, mask, target)
+        # first trial step: the whole interval (it lies inside one accepted step); a row
+        # whose steps collapse from there retries once from the usual initial step
+        dt, retried = t1.copy(), np.zeros(len(t1), dtype=bool)
         running = np.ones(len(t), dtype=bool)
         while running.any():
             ts, ys, result, _ = self.lanes.chunk(t, y, t1, np.minimum(dt, t1 - t), mask,
@@ -175,6 +189,10 @@ class _Crossings:
                     t[i], y[i] = new_ts[-1], new_ys[-1]
                 if reason == _T_MAX:
                     running[i] = False
+                elif reason == _CONTINUE and not moved and not retried[i]:
+                    retried[i] = True
+                    dt[i] = self.lanes.initial_step(t[i:i + 1], y[i:i + 1], mask[i:i + 1],
+                                                    target[i:i + 1])[0]
                 elif reason != _CONTINUE or not moved:
                     raise FloatingPointError(
                         f"re-integration to the stop_loss time failed: {message}")

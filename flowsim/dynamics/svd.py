@@ -72,10 +72,9 @@ from .product import require_balanced
 _ATANH_BELOW = 0.5  # q/p below which log(s1/s2) = 2 atanh(q/p) (no cancellation)
 
 #: Controller tolerances for runs deep into Theorem 1's regime (loss <= 1e-10). Measured
-#: (bench/bench_coordinates.py, depth 2, scale 1e-3, to loss 1e-12): 1308 accepted steps,
-#: against a stall near loss 5e-12 after 20000 steps with gradient_flow's defaults
-#: (rtol 1e-10, atol 1e-14): late in the run the stiffness ratio exceeds 1e20 and the
-#: error estimates of the tighter setting drown in rounding.
+#: (bench/bench_theorem_regime.py, scale 1e-3, seeds 0-3, to loss 1e-12): 800-900 accepted
+#: steps at depths 2-3, against 1500-7400 with gradient_flow's defaults (rtol 1e-10,
+#: atol 1e-14); late in the run the stiffness ratio exceeds 1e20.
 THEOREM_TOLERANCES = {"rtol": 1e-8, "atol": 1e-12}
 
 
