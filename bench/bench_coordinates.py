@@ -15,27 +15,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
-import time
 
 import numpy as np
+from _timing import timed  # bench/ is on sys.path when a bench runs
 
 import flowsim as fs
 
 NAMES = ("factors", "product", "svd")
-
-
-def timed(fn, repeats):
-    start = time.perf_counter()
-    fn()
-    first = time.perf_counter() - start
-    warm, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        warm.append(time.perf_counter() - start)
-    median = statistics.median(warm)
-    return result, max(first - median, 0.0), median
 
 
 def sign_lost_at(traj) -> str:
