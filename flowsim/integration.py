@@ -77,6 +77,13 @@ class _DiffraxSpec:
             return cls(root_finder=optx.Newton(rtol=self.newton_rtol, atol=self.newton_atol))
         return cls()
 
+    def make_controller(self):
+        return diffrax.PIDController(rtol=self.rtol, atol=self.atol)
+
+    def term(self, mask, target):
+        coords = self.coords
+        return diffrax.ODETerm(lambda t, y, args: coords.vector_field(y, mask, target))
+
 
 @eqx.filter_jit
 def _observe(coords, y, mask, target):
@@ -88,7 +95,6 @@ def _observe(coords, y, mask, target):
 def _diffrax_solve(spec: _DiffraxSpec, y0, t0, t1, dt0, mask, target, stop_loss, max_abs,
                    solver_state=None, controller_state=None):
     coords = spec.coords
-    term = diffrax.ODETerm(lambda t, y, args: coords.vector_field(y, mask, target))
 
     def stop(t, y, args, **kwargs):
         loss, big = _observe(coords, y, mask, target)
@@ -96,9 +102,9 @@ def _diffrax_solve(spec: _DiffraxSpec, y0, t0, t1, dt0, mask, target, stop_loss,
         return (loss <= stop_loss) | jnp.logical_not(big < max_abs)
 
     return diffrax.diffeqsolve(
-        term, spec.make_solver(), t0, t1, dt0, y0,
+        spec.term(mask, target), spec.make_solver(), t0, t1, dt0, y0,
         saveat=diffrax.SaveAt(steps=True, solver_state=True, controller_state=True),
-        stepsize_controller=diffrax.PIDController(rtol=spec.rtol, atol=spec.atol),
+        stepsize_controller=spec.make_controller(),
         event=diffrax.Event(stop) if spec.events else None, max_steps=spec.chunk_steps,
         throw=False, solver_state=solver_state, controller_state=controller_state)
 
@@ -128,12 +134,9 @@ def _diffrax_chunk_carry(spec: _DiffraxSpec, y0, t0, t1, dt0, mask, target, stop
 @eqx.filter_jit
 def _diffrax_start(spec: _DiffraxSpec, y0, t0, t1, dt0, mask, target):
     """The solver and controller states a fresh solve from ``(t0, y0)`` starts with."""
-    coords = spec.coords
-    term = diffrax.ODETerm(lambda t, y, args: coords.vector_field(y, mask, target))
-    solver = spec.make_solver()
-    controller = diffrax.PIDController(rtol=spec.rtol, atol=spec.atol)
-    tnext, controller_state = controller.init(term, t0, t1, y0, dt0, None, solver.func,
-                                              solver.error_order(term))
+    term, solver = spec.term(mask, target), spec.make_solver()
+    tnext, controller_state = spec.make_controller().init(
+        term, t0, t1, y0, dt0, None, solver.func, solver.error_order(term))
     return solver.init(term, t0, jnp.minimum(tnext, t1), y0, None), controller_state
 
 
@@ -220,7 +223,7 @@ class _DiffraxStepper(_Stepper):
         self.stats.update(rejected=0)
         self.dt = None
         self.carry = None  # (t, y, solver state, controller state) where the last chunk ended
-        self.chunk_start = None  # (t, y, solver state, controller state, dt0) of that chunk
+        self.chunk_start = None  # (t, y, (solver state, controller state), dt0) of that chunk
 
     def _solve(self, t, y, t1, dt0, stop_loss, max_abs, states):
         f64 = lambda v: jnp.asarray(v, dtype=jnp.float64)  # noqa: E731 (dynamic, not static)
@@ -238,7 +241,7 @@ class _DiffraxStepper(_Stepper):
                      and np.array_equal(self.carry[1], y))  # not after a change of chart
         states, (ts, ys, result, rejected, *end_states) = self._solve(
             t, y, t1, dt0, stop_loss, max_abs, self.carry[2:] if continues else None)
-        self.chunk_start = (t, np.array(y), *states, dt0)
+        self.chunk_start = (t, np.array(y), states, dt0)
         ts, ys, reason, message, self.dt = _chunk_outcome(t, ts, ys, result, self.dt)
         self.carry = (ts[-1], ys[-1], *end_states) if len(ts) else None
         self.stats["steps"] += len(ts)
@@ -252,12 +255,12 @@ class _DiffraxStepper(_Stepper):
         last one cut at ``t1``, i.e. exactly a continuous solve stopped at ``t1``. (A fresh
         solve from ``(t0, y0)`` fails deep in the stiff regime: see
         :func:`_diffrax_chunk_carry`.)"""
-        t_c, y_c, solver_state, controller_state, dt0 = self.chunk_start
+        t_c, y_c, states, dt0 = self.chunk_start
         if not t_c <= t0 <= t1:
             raise FloatingPointError(f"re-integration to t={t1:.10g}: not inside the last "
                                      "chunk")
         _, (ts, ys, result, *_) = self._solve(t_c, y_c, t1, min(dt0, t1 - t_c), -1.0, np.inf,
-                                              (solver_state, controller_state))
+                                              states)
         ts, ys, reason, message, _ = _chunk_outcome(t_c, ts, ys, result, dt0)
         if reason != _T_MAX:
             raise FloatingPointError(f"re-integration to the stop_loss time failed: {message}")

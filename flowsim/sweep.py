@@ -346,13 +346,21 @@ def _run_members(engine: _Lanes, coords, members: list[_Member], keep, max_abs, 
         """Exact stop_loss points of the members whose last chunk crossed it."""
         who = [c[0] for c in crossed]
         view = _Crossings(engine, _column(who, "mask"), _column(who, "target"))
-        t_s, y_s = _locate_stop(view, [c[1] for c in crossed], [c[2] for c in crossed],
-                                [c[3] for c in crossed], [c[4] for c in crossed],
-                                [c[0].stop for c in crossed])
-        for (m, *_), t, y in zip(crossed, t_s, y_s):
+        t_b, y_b = np.array([c[3] for c in crossed]), np.array([c[4] for c in crossed])
+        try:
+            t_s, y_s = _locate_stop(view, [c[1] for c in crossed], [c[2] for c in crossed],
+                                    t_b, y_b, [c[0].stop for c in crossed])
+        except FloatingPointError as error:  # as gradient_flow: keep the crossing step
+            for (m, *_), t, y, loss in zip(crossed, t_b, y_b, view.loss_and_rate(y_b)[0]):
+                save(m, np.array([t]), y[None, :])
+                finish(m, "stop_loss", f"{error}: the run ends at the first accepted step "
+                       f"past stop_loss, t={t:.10g}, loss {loss:.6e}")
+            return
+        losses = view.loss_and_rate(y_s)[0]
+        for (m, *_), t, y, loss in zip(crossed, t_s, y_s, losses):
             save(m, np.array([t]), y[None, :])
             finish(m, "stop_loss", f"loss reached stop_loss={m.stop:.3e} at t={t:.10g} "
-                   "(located to 1e-13 in log-loss)")
+                   f"(located by Newton on log-loss: loss {loss:.10e} there)")
 
     try:
         queue = deque(ended(members))
