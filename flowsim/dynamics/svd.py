@@ -202,11 +202,16 @@ def _polar_field(depth, y, mask, target):
     return jnp.stack([d_theta, d_phi, d_log_s1, d_log_s2, jnp.zeros_like(d_theta)])
 
 
+def _conformal_log_s1(y):
+    """``log s1 = log(p + q)`` of conformal-chart states (numpy, rows ``(..., 6)``)."""
+    q = np.hypot(y[..., 1], y[..., 2])
+    return np.log(np.sqrt(q * q + np.exp(y[..., 3])) + q)
+
+
 def _polar_from_conformal(y):
     """Vectorized (numpy, rows ``(..., 6)``) change of chart, conformal -> polar."""
     alpha, z1, z2, delta = y[..., 0], y[..., 1], y[..., 2], y[..., 3]
-    q = np.hypot(z1, z2)
-    log_s1 = np.log(np.sqrt(q * q + np.exp(delta)) + q)
+    log_s1 = _conformal_log_s1(y)
     beta = np.arctan2(z2, z1)
     return np.stack([0.5 * (alpha + beta), 0.5 * (beta - alpha), log_s1, delta - log_s1,
                      y[..., 4], np.ones_like(alpha)], axis=-1)
@@ -219,12 +224,6 @@ def _conformal_from_polar(y):
     beta = theta + phi
     return np.stack([theta - phi, q * np.cos(beta), q * np.sin(beta), log_s1 + log_s2,
                      y[..., 4], np.zeros_like(theta)], axis=-1)
-
-
-def _conformal_ell(y):
-    q = np.hypot(y[..., 1], y[..., 2])
-    log_s1 = np.log(np.sqrt(q * q + np.exp(y[..., 3])) + q)
-    return 2.0 * log_s1 - y[..., 3]
 
 
 @dataclass(frozen=True)
@@ -263,7 +262,7 @@ class SVDCoordinates(Coordinates):
         between chunks of steps (a solve never changes chart)."""
         y = np.array(y, dtype=np.float64)
         polar = y[..., 5] > 0.5
-        ell = np.where(polar, y[..., 2] - y[..., 3], _conformal_ell(y))
+        ell = np.where(polar, y[..., 2] - y[..., 3], 2.0 * _conformal_log_s1(y) - y[..., 3])
         to_polar = ~polar & (ell > _TO_POLAR)
         to_conformal = polar & (ell < _TO_CONFORMAL)
         if to_polar.any():
