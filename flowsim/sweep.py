@@ -20,7 +20,6 @@ resumes from that file. :mod:`flowsim.distributed` runs the same batches on Dask
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import sys
 from collections import deque
@@ -58,7 +57,7 @@ from .integration import (
 )
 from .parameterization import DeepMatrixFactorization
 from .problem import MatrixCompletion
-from .trajectory import Trajectory, _versions, write_npz
+from .trajectory import Trajectory, _versions, read_npz, write_npz
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -670,12 +669,9 @@ class SweepResults:
 
     @classmethod
     def load(cls, path) -> SweepResults:
-        with np.load(Path(path), allow_pickle=False) as data:
-            meta = json.loads(str(data["metadata"]))
-            if meta.get("format") != "flowsim.SweepResults":
-                raise ValueError(f"{path} is not a flowsim sweep results file")
-            columns = {k: data[k] for k in data.files if k not in ("done", "metadata")}
-            return cls(SweepConfig.from_dict(meta["config"]), columns, data["done"].copy())
+        data, meta = read_npz(path, "flowsim.SweepResults", "flowsim sweep results")
+        done = data.pop("done")
+        return cls(SweepConfig.from_dict(meta["config"]), data, done)
 
     def summary(self) -> list[dict]:
         """Per grid point: runs done, Proposition 3's ``P(det W(0) > 0)``, how many ended

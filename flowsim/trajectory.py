@@ -138,18 +138,14 @@ class Trajectory:
 
     @classmethod
     def load(cls, path) -> Trajectory:
-        with np.load(Path(path), allow_pickle=False) as data:
-            meta = json.loads(str(data["metadata"]))
-            if meta.get("format") != "flowsim.Trajectory":
-                raise ValueError(f"{path} is not a flowsim Trajectory file")
-            n_f = meta.get("n_factors")
-            factors = None if n_f is None else tuple(data[f"factor_{l}"] for l in range(n_f))
-            return cls(t=data["t"], loss=data["loss"], product=data["product"],
-                       det_sign=data["det_sign"], log_abs_det=data["log_abs_det"],
-                       states=data["states"], status=meta["status"], message=meta["message"],
-                       stats=meta["stats"], config=meta["config"], factors=factors,
-                       steps=data["steps"] if "steps" in data else None,
-                       versions=meta["versions"])
+        data, meta = read_npz(path, "flowsim.Trajectory", "flowsim Trajectory")
+        n_f = meta.get("n_factors")
+        factors = None if n_f is None else tuple(data[f"factor_{l}"] for l in range(n_f))
+        return cls(t=data["t"], loss=data["loss"], product=data["product"],
+                   det_sign=data["det_sign"], log_abs_det=data["log_abs_det"],
+                   states=data["states"], status=meta["status"], message=meta["message"],
+                   stats=meta["stats"], config=meta["config"], factors=factors,
+                   steps=data.get("steps"), versions=meta["versions"])
 
 
 def write_npz(path, arrays: dict, meta: dict) -> Path:
@@ -162,6 +158,16 @@ def write_npz(path, arrays: dict, meta: dict) -> Path:
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
     return path
+
+
+def read_npz(path, fmt: str, what: str) -> tuple[dict, dict]:
+    """The arrays and the metadata of a file from :func:`write_npz` whose metadata names
+    the format ``fmt`` (else ``ValueError``: "``path`` is not a ``what`` file")."""
+    with np.load(Path(path), allow_pickle=False) as data:
+        meta = json.loads(str(data["metadata"]))
+        if meta.get("format") != fmt:
+            raise ValueError(f"{path} is not a {what} file")
+        return {k: data[k] for k in data.files if k != "metadata"}, meta
 
 
 def _json_default(obj):
