@@ -3,7 +3,8 @@ Razin & Cohen (NeurIPS 2020), "Implicit Regularization in Deep Learning May Not 
 Explainable by Norms".
 
 Pipeline (one module each): problem -> parameterization -> initialization -> dynamics
--> integration -> trajectory -> metrics -> checks / plots / CLI.
+-> integration -> trajectory -> metrics -> checks / plots / CLI; experiments (Figures 1
+and 2, sweeps, Dask) sit on top, in :mod:`flowsim.experiments`.
 
 Importing flowsim switches on float64 in jax (``jax_enable_x64``).
 """
@@ -12,6 +13,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+from ._version import __version__  # noqa: E402
 from .compare import (  # noqa: E402
     compare_at_loss,
     compare_at_times,
@@ -22,14 +24,15 @@ from .compare import (  # noqa: E402
     unobserved_at_loss,
 )
 from .descent import descend, gradient_descent  # noqa: E402
-from .dynamics import COORDINATES, make_coordinates  # noqa: E402
+from .dynamics import COORDINATES, choose_coordinates, make_coordinates  # noqa: E402
 from .initialization import (  # noqa: E402
     balanced_init,
+    cp_gaussian_init,
     factors_from_product,
     gaussian_init,
     identity_init,
 )
-from .integration import SOLVERS, gradient_flow  # noqa: E402
+from .integration import SOLVERS, SolverOptions, gradient_flow  # noqa: E402
 from .metrics import (  # noqa: E402
     balancedness_defect,
     det,
@@ -39,7 +42,12 @@ from .metrics import (  # noqa: E402
     singular_values,
     unobserved_entries,
 )
-from .parameterization import DeepMatrixFactorization, product  # noqa: E402
+from .parameterization import (  # noqa: E402
+    CPFactorization,
+    DeepMatrixFactorization,
+    Factorization,
+    product,
+)
 from .problem import (  # noqa: E402
     MatrixCompletion,
     TensorCompletion,
@@ -47,28 +55,19 @@ from .problem import (  # noqa: E402
     paper_problem,
     perturbed_problem,
 )
-from .sweep import SweepConfig, SweepResults, batched_gradient_flow, run_sweep  # noqa: E402
-from .tensor import (  # noqa: E402
-    CPFactorization,
-    cp_dataset,
-    cp_gaussian_init,
-    cp_rank,
-    linear_baseline,
-)
+from .tensor import cp_dataset, cp_rank, linear_baseline  # noqa: E402
 from .tensor.descent import cp_gradient_descent  # noqa: E402
-from .trajectory import Trajectory  # noqa: E402
-
-__version__ = "0.1.0"
+from .trajectory import FAILURE_STATUSES, SUCCESS_STATUSES, Trajectory  # noqa: E402
 
 __all__ = [
-    "CPFactorization", "cp_dataset", "cp_gaussian_init", "cp_gradient_descent", "cp_rank",
-    "linear_baseline",
-    "SweepConfig", "SweepResults", "batched_gradient_flow", "run_sweep",
-    "compare_at_loss", "compare_at_times", "convergence_order", "descend", "descent_vs_flow",
-    "flow_at_times", "gradient_descent", "measure_order", "unobserved_at_loss",
-    "COORDINATES", "SOLVERS", "DeepMatrixFactorization", "MatrixCompletion",
-    "TensorCompletion", "Trajectory", "balanced_init", "balancedness_defect", "det",
-    "distance_to_rank", "effective_rank", "factors_from_product", "gaussian_init",
-    "gradient_flow", "identity_init", "make_coordinates", "padded_problem", "paper_problem",
-    "perturbed_problem", "product", "schatten_norm", "singular_values", "unobserved_entries",
+    "COORDINATES", "CPFactorization", "DeepMatrixFactorization", "FAILURE_STATUSES",
+    "Factorization", "MatrixCompletion", "SOLVERS", "SUCCESS_STATUSES", "SolverOptions",
+    "TensorCompletion", "Trajectory", "__version__", "balanced_init", "balancedness_defect",
+    "choose_coordinates", "compare_at_loss", "compare_at_times", "convergence_order",
+    "cp_dataset", "cp_gaussian_init", "cp_gradient_descent", "cp_rank", "descend",
+    "descent_vs_flow", "det", "distance_to_rank", "effective_rank", "factors_from_product",
+    "flow_at_times", "gaussian_init", "gradient_descent", "gradient_flow", "identity_init",
+    "linear_baseline", "make_coordinates", "measure_order", "padded_problem",
+    "paper_problem", "perturbed_problem", "product", "schatten_norm", "singular_values",
+    "unobserved_at_loss", "unobserved_entries",
 ]

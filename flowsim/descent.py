@@ -31,10 +31,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .dynamics import Coordinates, FactorCoordinates
-from .integration import _batched_observables
 from .parameterization import DeepMatrixFactorization, Params
 from .problem import EntryCompletion, MatrixCompletion, check_problem_and_model
-from .trajectory import Trajectory
+from .trajectory import Trajectory, trajectory_from_states
 
 STEP_RULES = ("constant", "adaptive")
 DTYPES = ("float64", "float32")
@@ -391,17 +390,11 @@ def descend_trajectory(coords: Coordinates, problem: EntryCompletion, y0, *, con
     loss_fn = CoordinateLoss(coords) if loss_fn is None else loss_fn
     result = descend(loss_fn, y0, args=(problem.mask, problem.target), **descend_kwargs)
     states = np.asarray(result.params, dtype=np.float64)
-    mask, target = jnp.asarray(problem.mask), jnp.asarray(problem.target)
-    obs = {k: np.asarray(v) for k, v in
-           _batched_observables(coords, jnp.asarray(states), mask, target).items()}
     if descend_kwargs.get("step_rule", "constant") == "constant":
         t = result.steps * (float(descend_kwargs["lr"]) * time_scale)
     else:
         t = result.time * time_scale
-    factors = None
-    if coords.factors(states[0]) is not None:
-        factors = tuple(np.asarray(f) for f in jax.vmap(coords.factors)(states))
-    return Trajectory(t=t, loss=obs["loss"], product=obs["product"], det_sign=obs["det_sign"],
-                      log_abs_det=obs["log_abs_det"], states=states, status=result.status,
-                      message=result.message, stats=dict(result.stats), config=config,
-                      factors=factors, steps=result.steps)
+    return trajectory_from_states(coords, problem.mask, problem.target, t, states,
+                                  status=result.status, message=result.message,
+                                  stats=dict(result.stats), config=config,
+                                  steps=result.steps)

@@ -1,4 +1,5 @@
-"""Initializations of a :class:`DeepMatrixFactorization` (seeded, float64, numpy).
+"""Initializations (seeded, float64, numpy): :class:`DeepMatrixFactorization` (balanced,
+Gaussian, identity) and :class:`CPFactorization` (Gaussian factors, App. F.2).
 
 Every initializer takes ``det_sign`` in ``{None, +1, -1}``. When given, the product
 matrix's determinant has that sign for every kind of initialization: if a draw has the
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .parameterization import DeepMatrixFactorization, Params, product
+import math
+
+from .parameterization import CPFactorization, DeepMatrixFactorization, Factors, Params, product
 
 
 def _check_positive(name: str, value) -> float:
@@ -102,3 +105,14 @@ def identity_init(model: DeepMatrixFactorization, scale: float = 1e-3,
     root = scale ** (1.0 / model.depth)
     layers = [root * np.eye(*s) for s in model.layer_shapes]
     return _impose_det_sign(layers, det_sign)
+
+
+def cp_gaussian_init(model: CPFactorization, seed: int = 0, std: float = 1e-3) -> Factors:
+    """Factor entries i.i.d. ``N(0, std^2)``, seeded (App. F.2 uses std 1e-2 and 1e-3)."""
+    if not isinstance(model, CPFactorization):
+        raise TypeError(f"model must be a CPFactorization, got {type(model).__name__}")
+    std = float(std)
+    if not (std >= 0 and math.isfinite(std)):
+        raise ValueError(f"std must be a finite number >= 0, got {std!r}")
+    rng = np.random.default_rng(seed)
+    return tuple(std * rng.standard_normal(s) for s in model.param_shapes)

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def _validated_shape(shape, *, min_order: int, max_order: int | None) -> tuple[int, ...]:
+def validated_shape(shape, *, min_order: int, max_order: int | None) -> tuple[int, ...]:
     try:
         shape = tuple(int(s) for s in shape)
     except TypeError as exc:
@@ -47,11 +47,11 @@ class EntryCompletion:
     mask: np.ndarray = field(init=False, repr=False)
     target: np.ndarray = field(init=False, repr=False)
 
-    _min_order: ClassVar[int] = 2
-    _max_order: ClassVar[int | None] = None
+    min_order: ClassVar[int] = 2
+    max_order: ClassVar[int | None] = None
 
     def __post_init__(self):
-        shape = _validated_shape(self.shape, min_order=self._min_order, max_order=self._max_order)
+        shape = validated_shape(self.shape, min_order=self.min_order, max_order=self.max_order)
         indices = np.asarray(self.indices)
         if indices.size == 0:
             raise ValueError("indices must name at least one observed entry")
@@ -130,15 +130,15 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 class MatrixCompletion(EntryCompletion):
     """Matrix completion, Eq. (1): observed entries ``b_ij`` of a ``d x d2`` matrix."""
 
-    _min_order = 2
-    _max_order = 2
+    min_order = 2
+    max_order = 2
 
 
 class TensorCompletion(EntryCompletion):
     """Tensor completion (Section 4.2, Eq. 11): observed entries of an order-N >= 2 tensor."""
 
-    _min_order = 2
-    _max_order = None
+    min_order = 2
+    max_order = None
 
 
 def check_problem_and_model(problem, model, problem_cls: type, model_cls: type) -> None:
@@ -165,7 +165,7 @@ def paper_problem() -> MatrixCompletion:
 def padded_problem(d: int, d2: int) -> MatrixCompletion:
     """Appendix E construction: every entry but (1, 1) observed, b12 = b21 = 1,
     b_ii = 1 for 3 <= i <= min(d, d2), every other observed entry 0 (1-based)."""
-    d, d2 = _validated_shape((d, d2), min_order=2, max_order=2)
+    d, d2 = validated_shape((d, d2), min_order=2, max_order=2)
     if d < 2 or d2 < 2:
         raise ValueError(f"padded_problem needs d >= 2 and d2 >= 2, got d={d}, d2={d2}")
     target = np.zeros((d, d2))

@@ -14,17 +14,22 @@ from dataclasses import dataclass, field, replace
 from importlib import metadata as _md
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+
+from .dynamics import observe_states
 
 #: statuses that mean "stopped where asked"
 SUCCESS_STATUSES = ("stop_loss", "t_max", "max_iterations")
-#: statuses of a run that ended early
-FAILURE_STATUSES = ("max_steps", "norm_bound", "nonfinite", "solver_failure", "interrupted")
+#: statuses of a run that ended early or could not follow the flow
+FAILURE_STATUSES = ("max_steps", "norm_bound", "nonfinite", "solver_failure", "interrupted",
+                    "precision_lost", "stationary")
 
 FORMAT_VERSION = 1
 
 
-def _versions() -> dict:
+def versions() -> dict:
     out = {"python": platform.python_version()}
     for pkg in ("flowsim", "jax", "jaxlib", "diffrax", "numpy", "scipy"):
         try:
@@ -66,7 +71,7 @@ class Trajectory:
     config: dict = field(default_factory=dict)
     factors: tuple | None = None
     steps: np.ndarray | None = None
-    versions: dict = field(default_factory=_versions)
+    versions: dict = field(default_factory=versions)
 
     def __post_init__(self):
         if self.status not in SUCCESS_STATUSES + FAILURE_STATUSES:
@@ -123,6 +128,11 @@ class Trajectory:
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_name(path.name + ".npz")
+        arrays, meta = self.to_npz_parts()
+        return write_npz(path, arrays, meta)
+
+    def to_npz_parts(self) -> tuple[dict, dict]:
+        """The arrays and the JSON metadata :meth:`save` writes."""
         arrays = {name: np.asarray(getattr(self, name)) for name in
                   ("t", "loss", "product", "det_sign", "log_abs_det", "states")}
         if self.factors is not None:
@@ -134,11 +144,14 @@ class Trajectory:
                 "status": self.status, "message": self.message, "stats": self.stats,
                 "config": self.config, "versions": self.versions,
                 "n_factors": None if self.factors is None else len(self.factors)}
-        return write_npz(path, arrays, meta)
+        return arrays, meta
 
     @classmethod
     def load(cls, path) -> Trajectory:
-        data, meta = read_npz(path, "flowsim.Trajectory", "flowsim Trajectory")
+        return cls.from_npz_parts(*read_npz(path, "flowsim.Trajectory", "flowsim Trajectory"))
+
+    @classmethod
+    def from_npz_parts(cls, data: dict, meta: dict) -> Trajectory:
         n_f = meta.get("n_factors")
         factors = None if n_f is None else tuple(data[f"factor_{l}"] for l in range(n_f))
         return cls(t=data["t"], loss=data["loss"], product=data["product"],
@@ -146,6 +159,23 @@ class Trajectory:
                    states=data["states"], status=meta["status"], message=meta["message"],
                    stats=meta["stats"], config=meta["config"], factors=factors,
                    steps=data.get("steps"), versions=meta["versions"])
+
+
+def trajectory_from_states(coords, mask, target, t, states, *, status: str, message: str,
+                           stats: dict, config: dict, steps=None) -> Trajectory:
+    """The Trajectory of the saved states ``(n, k)`` at times ``t`` of one run, with the
+    observables computed by the run's own coordinates
+    (:func:`flowsim.dynamics.observe_states`)."""
+    states = np.asarray(states, dtype=np.float64)
+    obs = observe_states(coords, states, mask, target)
+    factors = None
+    if coords.factors(jnp.asarray(states[0])) is not None:
+        factors = tuple(np.asarray(f) for f in jax.vmap(coords.factors)(jnp.asarray(states)))
+    return Trajectory(t=np.asarray(t, dtype=np.float64), loss=obs["loss"],
+                      product=obs["product"], det_sign=obs["det_sign"],
+                      log_abs_det=obs["log_abs_det"], states=states, status=status,
+                      message=message, stats=dict(stats), config=dict(config),
+                      factors=factors, steps=steps)
 
 
 def write_npz(path, arrays: dict, meta: dict) -> Path:

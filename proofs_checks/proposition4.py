@@ -122,7 +122,8 @@ def check_loss_to_zero(t, loss, target: float, label: str = "") -> CheckResult:
 
 def check_matches_flow(w11_ode: float, w11_flow: float, level: float, tol: float = 1e-6,
                        label: str = "") -> CheckResult:
-    """W11 where the loss first reaches ``level``: entry ODE vs flowsim's factor flow."""
+    """W11 where the loss first reaches ``level``: entry ODE vs flowsim's flow (default
+    coordinates)."""
     rel = abs(w11_ode - w11_flow) / abs(w11_flow)
     return CheckResult(CLAIM, f"entry ODE vs flowsim.gradient_flow(identity_init) at loss "
                        f"{level:g}", f"{label}W11 = {w11_ode:.9g} vs {w11_flow:.9g} "

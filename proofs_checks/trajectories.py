@@ -1,11 +1,11 @@
 """Trajectory generation for the checks (kept apart from the checks themselves, which
 are pure functions of the arrays produced here).
 
-Which coordinates: ``"svd"`` (singular-value coordinates, sign of det exact) whenever
-flowsim has it, else ``"factors"``. In factor coordinates float64 loses the sign of
-det W near loss 1.3e-2 at depth 2 and before 1e-12 at depth 3 (NUMERICS.md; re-measured
-here: 1.2e-2 to 1.4e-2 at depth 2 over scales 1e-3 to 0.5), so the deepest loss asked
-for depends on the coordinates (:data:`DEEPEST_LOSS`).
+Which coordinates: flowsim's default, ``"auto"``, which takes the singular-value
+coordinates (sign of det exact) for these balanced 2x2 starts. In factor coordinates
+float64 loses the sign of det W near loss 1.3e-2 at depth 2 and before 1e-12 at depth 3
+(such runs end with status ``"precision_lost"``), so the deepest loss asked for depends on
+the coordinates (:data:`DEEPEST_LOSS`).
 """
 
 from __future__ import annotations
@@ -16,21 +16,21 @@ from dataclasses import dataclass
 import numpy as np
 
 import flowsim as fs
-from flowsim.dynamics.svd import THEOREM_TOLERANCES
 
 #: deepest stop loss per coordinates and depth. Factors keep det's sign down to these.
-#: "svd" keeps it always and, with its polar chart and :data:`THEOREM_TOLERANCES`, reaches
-#: 1e-12 at depths 2-3 (bench/bench_coordinates.py); at depth 4 its steps collapse near
-#: loss 1.1e-11 to 1.7e-11 (seeds 1-3, scale 1e-3), hence 1e-10 there.
+#: "svd" (what "auto" takes here) keeps it always and reaches 1e-12 at depths 2-3
+#: (bench/bench_theorem_regime.py); at depth 4 its steps collapse near loss 1.1e-11 to
+#: 1.7e-11 (seeds 1-3, scale 1e-3), hence 1e-10 there.
 DEEPEST_LOSS = {
     "svd": {2: 1e-12, 3: 1e-12, 4: 1e-10},
     "factors": {2: 3e-2, 3: 1e-8, 4: 1e-8},
 }
+DEEPEST_LOSS["auto"] = DEEPEST_LOSS["svd"]
 
 
 def default_coordinates() -> str:
-    """``"svd"`` when registered in :data:`flowsim.COORDINATES`, else ``"factors"``."""
-    return "svd" if "svd" in fs.COORDINATES else "factors"
+    """flowsim's default, ``"auto"``."""
+    return "auto"
 
 
 def deepest_loss(coordinates: str, depth: int) -> float:
@@ -58,11 +58,9 @@ def flow_run(problem, depth: int, *, scale: float, seed: int, det_sign: int,
     model = fs.DeepMatrixFactorization((2, 2), depth)
     if params is None:
         params = fs.balanced_init(model, seed=seed, scale=scale, det_sign=det_sign)
-    # svd runs go to loss 1e-12: tolerances for that regime (THEOREM_TOLERANCES' note)
-    tolerances = THEOREM_TOLERANCES if coordinates == "svd" else {}
     traj = fs.gradient_flow(problem, model, params, coordinates=coordinates,
-                            stop_loss=stop_loss, t_max=t_max, progress=False, **tolerances)
-    label = label or f"depth {depth}, scale {scale:g}, seed {seed}, {coordinates}"
+                            stop_loss=stop_loss, t_max=t_max, progress=False)
+    label = label or f"depth {depth}, scale {scale:g}, seed {seed}, {traj.config['coordinates']}"
     return Run(label, problem, depth, scale, seed, det_sign, traj)
 
 

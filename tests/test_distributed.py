@@ -7,8 +7,8 @@ the batching and the driver are the ones every sweep uses.
 import numpy as np
 import pytest
 
-from flowsim.distributed import dask_client, run_sweep_dask
-from flowsim.sweep import RESULT_COLUMNS, SweepConfig, SweepResults, run_sweep
+from flowsim.experiments.distributed import dask_client, run_sweep_dask
+from flowsim.experiments.sweep import RESULT_COLUMNS, SweepConfig, SweepResults, run_sweep
 
 
 def config():

@@ -14,7 +14,7 @@ import pytest
 
 import flowsim as fs
 from flowsim.cli import main
-from flowsim.sweep import (
+from flowsim.experiments.sweep import (
     RESULT_COLUMNS,
     SweepConfig,
     SweepResults,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import flowsim as fs
-from flowsim.dynamics import CPFactorCoordinates
+from flowsim.dynamics import FactorCoordinates
 from flowsim.tensor import CPFactorization, cp_dataset, cp_gaussian_init
 from flowsim.tensor.descent import cp_gradient_descent, mse_to_loss
 
@@ -58,7 +58,7 @@ def test_first_adaptive_step_is_normalized(case):
     problem, model, params = case
     gd = cp_gradient_descent(problem, model, params, max_iterations=1, stop_mse=None,
                              progress=False)
-    coords = CPFactorCoordinates(model)
+    coords = FactorCoordinates(model)
     y0 = coords.from_factors(params)
     grad = -np.asarray(coords.vector_field(y0, problem.mask, problem.target)) * 2 / 200
     eta = 1e-2 / (np.linalg.norm(grad) + 1e-6)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import flowsim as fs
-import flowsim.tensor.figure2 as fig2
+import flowsim.experiments.figure2 as fig2
 from flowsim.cli import main
 from flowsim.tensor import CPFactorization, cp_dataset, cp_gaussian_init
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import flowsim as fs
-from flowsim.dynamics import CPFactorCoordinates, make_coordinates
+from flowsim.dynamics import FactorCoordinates, make_coordinates
 from flowsim.tensor import (
     CPFactorization,
     cp_dataset,
@@ -57,7 +57,7 @@ def _field_checks(coords, y, mask, target):
 def test_vector_field_is_minus_the_autodiff_gradient(shape):
     model = CPFactorization(shape, rank=3)
     coords = make_coordinates("factors", model)
-    assert isinstance(coords, CPFactorCoordinates)
+    assert isinstance(coords, FactorCoordinates)
     rng = np.random.default_rng(0)
     y = jnp.asarray(rng.standard_normal(model.n_params))
     mask = jnp.asarray(rng.random(shape) < 0.6, dtype=jnp.float64)

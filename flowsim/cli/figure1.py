@@ -24,7 +24,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..plots import save_figure
-    from ..plots.figure1 import plot_figure1, simulate_figure1, summary
+    from ..experiments.figure1 import plot_figure1, simulate_figure1, summary
 
     if not args.stop_loss > 0:
         raise ValueError(f"--stop-loss must be > 0, got {args.stop_loss}")

@@ -13,7 +13,7 @@ from ..integration import SOLVERS
 
 
 def register(sub) -> None:
-    from ..tensor.figure2 import METHODS
+    from ..experiments.figure2 import METHODS
 
     p = sub.add_parser("figure2", help="tensor completion grid of Figure 2 (CP flow vs n)",
                        description=__doc__)
@@ -47,7 +47,7 @@ def _optional_float(text: str) -> float | None:
 
 
 def run(args) -> int:
-    from ..tensor.figure2 import Figure2Config, plot, run_grid, summarize
+    from ..experiments.figure2 import Figure2Config, plot, run_grid, summarize
 
     config = Figure2Config(order=args.order, dim=args.dim, truth_rank=args.truth_rank,
                            n_values=args.n_values, init_stds=tuple(args.inits),

@@ -9,7 +9,8 @@ import numpy as np
 
 from .. import initialization, metrics
 from .. import problem as problems
-from ..integration import SOLVERS, gradient_flow
+from ..dynamics import AUTO, COORDINATES
+from ..integration import SOLVERS, SolverOptions, gradient_flow
 from ..parameterization import DeepMatrixFactorization
 
 PROBLEMS = ("paper", "perturbed", "padded")
@@ -24,9 +25,6 @@ def _det_sign(text: str) -> int | None:
 
 
 def register(sub) -> None:
-    from ..dynamics import COORDINATES
-    from ..integration import DEFAULT_COORDINATES
-
     p = sub.add_parser("run", help="integrate gradient flow once and print a summary",
                        description=__doc__)
     p.add_argument("--problem", choices=PROBLEMS, default="paper",
@@ -44,11 +42,17 @@ def register(sub) -> None:
     p.add_argument("--det-sign", type=_det_sign, default=1, help="+1, -1 or none")
     p.add_argument("--stop-loss", type=float, default=1e-8)
     p.add_argument("--t-max", type=float, default=math.inf)
-    p.add_argument("--coordinates", choices=sorted(COORDINATES), default=DEFAULT_COORDINATES)
-    p.add_argument("--solver", choices=SOLVERS, default="Kvaerno5")
-    p.add_argument("--rtol", type=float, default=1e-10)
-    p.add_argument("--atol", type=float, default=1e-14)
-    p.add_argument("--max-steps", type=int, default=100_000)
+    p.add_argument("--coordinates", choices=[AUTO, *sorted(COORDINATES)], default=AUTO,
+                   help="formulation of the flow (default auto: the most reliable valid one "
+                        "for the model and the start; the choice is printed)")
+    p.add_argument("--solver", choices=[AUTO, *SOLVERS], default=SolverOptions.solver)
+    p.add_argument("--rtol", type=float, default=SolverOptions.rtol,
+                   help="controller rtol (default: the coordinates' default)")
+    p.add_argument("--atol", type=float, default=SolverOptions.atol,
+                   help="controller atol (default: the coordinates' default)")
+    p.add_argument("--max-steps", type=int, default=SolverOptions.max_steps)
+    p.add_argument("--continue-on-precision-loss", action="store_true",
+                   help="go on where precision is lost (recorded), instead of ending the run")
     p.add_argument("--output", "-o", help="save the trajectory here (.npz); resumes if it exists")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     p.set_defaults(func=run)
@@ -77,13 +81,18 @@ def run(args) -> int:
     problem = make_problem(args)
     model = DeepMatrixFactorization(problem.shape, args.depth)
     params = make_params(args, model)
+    options = SolverOptions(solver=args.solver, rtol=args.rtol, atol=args.atol,
+                            max_steps=args.max_steps,
+                            on_precision_loss="continue" if args.continue_on_precision_loss
+                            else "stop")
     traj = gradient_flow(problem, model, params, coordinates=args.coordinates,
-                         stop_loss=args.stop_loss, t_max=args.t_max, solver=args.solver,
-                         rtol=args.rtol, atol=args.atol, max_steps=args.max_steps,
+                         stop_loss=args.stop_loss, t_max=args.t_max, options=options,
                          progress=False if args.no_progress else None, checkpoint=args.output)
+    used = traj.config.get("options", {})
     print(f"problem {args.problem} {problem.shape}, depth {args.depth}, {args.init} init "
-          f"(scale {args.scale:g}, seed {args.seed}), coordinates {args.coordinates}, "
-          f"solver {args.solver}")
+          f"(scale {args.scale:g}, seed {args.seed})")
+    print(f"coordinates {traj.config['coordinates']} ({traj.config['coordinates_reason']}); "
+          f"solver {used.get('solver')}, rtol {used.get('rtol'):g}, atol {used.get('atol'):g}")
     print(traj.summary())
     if len(traj):
         w = traj.product[-1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..sweep import SweepConfig, format_summary, run_sweep
+from ..experiments.sweep import SweepConfig, format_summary, run_sweep
 
 
 def register(sub) -> None:
@@ -32,7 +32,7 @@ def run(args) -> int:
     output = Path(args.output) if args.output else Path(args.config).with_suffix(".npz")
     progress = False if args.no_progress else None
     if args.dask or args.scheduler:
-        from ..distributed import run_sweep_dask
+        from ..experiments.distributed import run_sweep_dask
 
         results = run_sweep_dask(config, output, scheduler=args.scheduler,
                                  n_workers=args.workers, progress=progress)

@@ -15,8 +15,8 @@ def register(sub) -> None:
     p.add_argument("--only", action="append", metavar="CLAIM",
                    help="run only this claim (repeatable), e.g. --only 'Proposition 3'")
     p.add_argument("--coordinates", default=None,
-                   help="coordinates for the trajectories (default: svd if available, "
-                        "else factors)")
+                   help="coordinates for the trajectories (default: auto, which takes the "
+                        "sign-exact svd coordinates for these balanced 2x2 starts)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -26,8 +26,8 @@ def run(args) -> int:
 
     from ..dynamics import COORDINATES
 
-    if args.coordinates is not None and args.coordinates not in COORDINATES:
-        raise ValueError(f"coordinates must be one of {sorted(COORDINATES)}, "
+    if args.coordinates is not None and args.coordinates not in (*COORDINATES, "auto"):
+        raise ValueError(f"coordinates must be one of {['auto', *sorted(COORDINATES)]}, "
                          f"got {args.coordinates!r}")
     outcome = runner.run_checks(quick=args.quick, only=args.only, coordinates=args.coordinates,
                                 progress=not args.no_progress)

@@ -2,10 +2,10 @@
 
 A *coordinate system* represents the state of gradient flow as one flat float64 vector
 ``y`` and knows how to build it from factors, how to move it (the vector field), and how
-to read the product matrix, the loss and a sign-safe determinant back from it. The
-integrators (:mod:`flowsim.integration`) only ever talk to this interface, so every
-formulation returns the same :class:`~flowsim.trajectory.Trajectory` with the same
-metrics.
+to read the product, the loss, a sign-safe determinant and the conserved quantities back
+from it. The integrators (:mod:`flowsim.integration`) only ever talk to this interface,
+so every formulation returns the same :class:`~flowsim.trajectory.Trajectory` with the
+same metrics, and the same precision guards watch every formulation.
 """
 
 from __future__ import annotations
@@ -17,19 +17,37 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..parameterization import DeepMatrixFactorization, Params
+from ..parameterization import Factorization, Params
+
+#: float64's unit roundoff
+EPS = float(np.finfo(np.float64).eps)
+
+
+def decades(value: float, noise: float) -> float:
+    """``log10(value / noise)`` (``inf`` for no noise, ``-inf`` for a zero value)."""
+    if not noise > 0:
+        return np.inf
+    with np.errstate(divide="ignore"):
+        return float(np.log10(value / noise))
 
 
 @dataclass(frozen=True)
 class Coordinates(abc.ABC):
     """One formulation of gradient flow on ``model`` (hashable: it is a static jit key)."""
 
-    model: DeepMatrixFactorization
+    model: Factorization
     name = "abstract"
+    #: True where the formulation holds only from balanced factors (Lemmas 4-5)
+    needs_balanced = False
+    #: True where the sign of ``det W`` is a constant of the state (it cannot be lost)
+    sign_exact = False
+    #: True where the state changes chart during a solve (:meth:`rechart`)
+    has_charts = False
 
     @abc.abstractmethod
     def from_factors(self, params: Params) -> np.ndarray:
-        """Flat state vector for the factors ``(W_1, ..., W_L)`` (validated by the caller)."""
+        """Flat state vector for the factors (validated by the caller); raises
+        ``ValueError`` where these coordinates cannot represent them."""
 
     @abc.abstractmethod
     def vector_field(self, y, mask, target):
@@ -37,12 +55,13 @@ class Coordinates(abc.ABC):
 
     @abc.abstractmethod
     def product(self, y):
-        """The product matrix ``W = W_L ... W_1`` represented by ``y``."""
+        """The product matrix (or tensor) represented by ``y``."""
 
-    def rechart(self, y) -> np.ndarray:
-        """The same point, in the chart of these coordinates best suited to it (numpy, any
-        leading axes). Integrators call it between chunks of steps; coordinates with a
-        single chart return ``y`` unchanged."""
+    def rechart(self, y):
+        """The same point in the chart of these coordinates best suited to it
+        (jax-traceable; the integrators call it after every accepted step and carry the
+        solver's stored derivatives through its Jacobian). Single-chart coordinates
+        return ``y`` unchanged."""
         return y
 
     def factors(self, y) -> Params | None:
@@ -51,11 +70,57 @@ class Coordinates(abc.ABC):
 
     def slogdet(self, y):
         """``(sign det W, log|det W|)`` computed from the coordinates themselves; for a
-        non-square product ``(nan, nan)``."""
+        product without a determinant ``(nan, nan)``."""
         w = self.product(y)
-        if w.shape[0] != w.shape[1]:
+        if w.ndim != 2 or w.shape[0] != w.shape[1]:
             return jnp.nan, jnp.nan
         return jnp.linalg.slogdet(w)
+
+    def watch_sign(self, y):
+        """The sign the integrators watch after every accepted step: ``sign det W``
+        where there is one, else 1 (:mod:`flowsim.integration.guards`)."""
+        sign, _ = self.slogdet(y)
+        return jnp.where(jnp.isnan(sign), 1.0, sign)
+
+    def conserved(self, y):
+        """Quantities gradient flow conserves from every start (the model's
+        :meth:`~flowsim.parameterization.Factorization.conserved`), where these
+        coordinates carry them; an empty vector where the formulation builds them in."""
+        return jnp.zeros(0)
+
+    def conserved_scale(self, y):
+        return jnp.asarray(1.0)
+
+    @property
+    def watches_conserved(self) -> bool:
+        """Whether :meth:`conserved` is non-empty (the integrators then watch it)."""
+        return False
+
+    def sigma_min(self, y) -> float:
+        """Smallest singular value of ``W`` (numpy, host side), from ``|det W|`` over the
+        larger singular values where the coordinates hold ``det W`` more accurately than
+        ``W``'s rounded entries."""
+        y = jnp.asarray(y)
+        w = np.asarray(self.product(y), dtype=np.float64)
+        s = np.linalg.svd(w, compute_uv=False)
+        _, logabs = (float(v) for v in self.slogdet(y))
+        if w.shape[0] == w.shape[1] and np.isfinite(logabs) and np.all(s[:-1] > 0):
+            return float(np.exp(logabs - np.sum(np.log(s[:-1]))))
+        return float(s[-1])
+
+    def resolution(self, y, rtol: float = 0.0, atol: float = 0.0) -> float:
+        """How many decades (``log10``) the smallest singular value of ``W`` stands above
+        the error level of ``W`` in these coordinates: float64's rounding, or the
+        integrator's per-step tolerance ``rtol |W| + atol`` where larger (numpy, host
+        side; ``inf`` where the sign of det is exact by construction or there is no
+        matrix). Where it is small, the sign of ``det W`` is not resolved: rounding or step
+        errors alone can flip it. For a state that is ``W`` itself:
+        ``log10(sigma_min / (max(eps, rtol) ||W||_2 + atol))``."""
+        if self.sign_exact or len(self.model.shape) != 2:
+            return np.inf
+        w = np.asarray(self.product(jnp.asarray(y)), dtype=np.float64)
+        noise = max(EPS, float(rtol)) * float(np.linalg.norm(w, 2)) + float(atol)
+        return decades(self.sigma_min(y), noise)
 
     def loss(self, y, mask, target):
         r = mask * (self.product(y) - target)
@@ -71,3 +136,19 @@ class Coordinates(abc.ABC):
         sign, logabs = self.slogdet(y)
         return {"loss": self.loss(y, mask, target), "product": self.product(y),
                 "det_sign": sign, "log_abs_det": logabs}
+
+
+_observe_batch = jax.jit(lambda coords, states, mask, target: jax.vmap(
+    lambda y: coords.observables(y, mask, target))(states), static_argnums=0)
+
+
+def observe_states(coords: Coordinates, states, mask, target) -> dict:
+    """:meth:`Coordinates.observables` of every row of ``states`` ``(n, k)``, as numpy
+    arrays. Rows are padded to a power of two so runs of different lengths share a few
+    compiled shapes."""
+    states = np.asarray(states, dtype=np.float64)
+    n = len(states)
+    padded = np.concatenate([states, np.repeat(states[-1:], (1 << (n - 1).bit_length()) - n,
+                                               axis=0)])
+    out = _observe_batch(coords, jnp.asarray(padded), jnp.asarray(mask), jnp.asarray(target))
+    return {k: np.asarray(v)[:n] for k, v in out.items()}

@@ -28,28 +28,40 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..metrics import balancedness_defect
-from ..parameterization import Params, product
+from ..parameterization import Factorization, Params, product
 from ._base import Coordinates
 from ._linalg import power_divided_difference
 
-#: largest ``balancedness_defect(params) / max_l ||W_l||_F^2`` accepted as balanced
+#: largest ``max|W_(l+1)^T W_(l+1) - W_l W_l^T| / max_l ||W_l||_F^2`` accepted as balanced
 BALANCED_RTOL = 1e-8
 
 
-def require_balanced(params: Params) -> None:
+def balance_defect(model: Factorization, params: Params) -> float:
+    """``max |conserved quantities| / their scale`` of the factors (0 when balanced,
+    Eq. 5); the conserved quantities are the model's
+    (:meth:`~flowsim.parameterization.Factorization.conserved`)."""
+    params = tuple(np.asarray(w, dtype=np.float64) for w in params)
+    c = np.asarray(model.conserved(params))
+    if c.size == 0:
+        return 0.0
+    return float(np.max(np.abs(c)) / max(float(model.conserved_scale(params)), 1e-300))
+
+
+def is_balanced(model: Factorization, params: Params) -> bool:
+    """Whether ``params`` is balanced (Eq. 5) to :data:`BALANCED_RTOL`."""
+    return balance_defect(model, params) <= BALANCED_RTOL
+
+
+def require_balanced(model: Factorization, params: Params, coordinates: str) -> None:
     """Raise ``ValueError`` unless ``params`` is balanced (Eq. 5) to :data:`BALANCED_RTOL`
     relative to the layers' scale: Lemmas 4 and 5 hold only from balanced factors."""
-    if len(params) < 2:
-        return
-    scale = max(float(np.sum(np.asarray(w) ** 2)) for w in params)
-    defect = float(balancedness_defect(params))
-    if not defect <= BALANCED_RTOL * scale:
+    defect = balance_defect(model, params)
+    if not defect <= BALANCED_RTOL:
         raise ValueError(
-            f"params must be balanced (Eq. 5: W_(l+1)^T W_(l+1) = W_l W_l^T) for the "
-            f"'product' and 'svd' coordinates (Lemmas 4-5); balancedness_defect(params) = "
-            f"{defect:.3e} exceeds {BALANCED_RTOL:g} * max ||W_l||_F^2 = "
-            f"{BALANCED_RTOL * scale:.3e}. Use coordinates='factors' for unbalanced factors.")
+            f"params must be balanced (Eq. 5: W_(l+1)^T W_(l+1) = W_l W_l^T) for "
+            f"coordinates={coordinates!r} (Lemmas 4-5); max|W_(l+1)^T W_(l+1) - W_l W_l^T| "
+            f"is {defect:.3e} of max ||W_l||_F^2, above {BALANCED_RTOL:g}. Use "
+            f"coordinates='factors' (or 'auto') for unbalanced factors.")
 
 
 def _exponents(depth: int):
@@ -111,9 +123,10 @@ class ProductCoordinates(Coordinates):
     """Lemma 4's end-to-end ODE on ``vec(W)``; any ``d x d2`` and depth, balanced inits only."""
 
     name = "product"
+    needs_balanced = True
 
     def from_factors(self, params: Params) -> np.ndarray:
-        require_balanced(params)
+        require_balanced(self.model, params, self.name)
         return np.asarray(product(params), dtype=np.float64).ravel()
 
     def product(self, y):

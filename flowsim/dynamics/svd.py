@@ -143,6 +143,8 @@ class _Chart:
 _TO_POLAR, _TO_CONFORMAL = 1.0, 0.5
 _SAFE_CONFORMAL = np.array([0.0, 0.5, 0.0, 0.0, 1.0])  # regular stand-ins for the chart
 _SAFE_POLAR = np.array([0.0, 0.0, 1.0, 0.0, 1.0])  # not in use (keeps its branch finite)
+_SAFE_CONFORMAL_6 = np.append(_SAFE_CONFORMAL, 0.0)
+_SAFE_POLAR_6 = np.append(_SAFE_POLAR, 1.0)
 
 
 def _conformal_field(depth, y, mask, target):
@@ -203,27 +205,27 @@ def _polar_field(depth, y, mask, target):
 
 
 def _conformal_log_s1(y):
-    """``log s1 = log(p + q)`` of conformal-chart states (numpy, rows ``(..., 6)``)."""
-    q = np.hypot(y[..., 1], y[..., 2])
-    return np.log(np.sqrt(q * q + np.exp(y[..., 3])) + q)
+    """``log s1 = log(p + q)`` of a conformal-chart state ``(alpha, z1, z2, delta, ...)``."""
+    q = jnp.hypot(y[1], y[2])
+    return jnp.log(jnp.sqrt(q * q + jnp.exp(y[3])) + q)
 
 
-def _polar_from_conformal(y):
-    """Vectorized (numpy, rows ``(..., 6)``) change of chart, conformal -> polar."""
-    alpha, z1, z2, delta = y[..., 0], y[..., 1], y[..., 2], y[..., 3]
+def polar_from_conformal(y):
+    """Change of chart, conformal -> polar (one state of 6 entries)."""
+    alpha, z1, z2, delta = y[0], y[1], y[2], y[3]
     log_s1 = _conformal_log_s1(y)
-    beta = np.arctan2(z2, z1)
-    return np.stack([0.5 * (alpha + beta), 0.5 * (beta - alpha), log_s1, delta - log_s1,
-                     y[..., 4], np.ones_like(alpha)], axis=-1)
+    beta = jnp.arctan2(z2, z1)
+    return jnp.stack([0.5 * (alpha + beta), 0.5 * (beta - alpha), log_s1, delta - log_s1,
+                      y[4], jnp.ones_like(alpha)])
 
 
-def _conformal_from_polar(y):
-    """Vectorized change of chart, polar -> conformal."""
-    theta, phi, log_s1, log_s2 = y[..., 0], y[..., 1], y[..., 2], y[..., 3]
-    q = 0.5 * (np.exp(log_s1) - np.exp(log_s2))
+def conformal_from_polar(y):
+    """Change of chart, polar -> conformal."""
+    theta, phi, log_s1, log_s2 = y[0], y[1], y[2], y[3]
+    q = 0.5 * (jnp.exp(log_s1) - jnp.exp(log_s2))
     beta = theta + phi
-    return np.stack([theta - phi, q * np.cos(beta), q * np.sin(beta), log_s1 + log_s2,
-                     y[..., 4], np.zeros_like(theta)], axis=-1)
+    return jnp.stack([theta - phi, q * jnp.cos(beta), q * jnp.sin(beta), log_s1 + log_s2,
+                      y[4], jnp.zeros_like(theta)])
 
 
 @dataclass(frozen=True)
@@ -232,15 +234,24 @@ class SVDCoordinates(Coordinates):
     two charts (module docstring): state ``(c0, c1, c2, c3, eps, chart)``. Balanced inits."""
 
     name = "svd"
+    needs_balanced = True
+    sign_exact = True
+    has_charts = True
 
     def __post_init__(self):
-        if tuple(self.model.shape) != (2, 2):
+        if tuple(self.model.shape) != (2, 2) or not hasattr(self.model, "depth"):
             raise ValueError(
-                f"coordinates='svd' supports 2x2 products only (Theorem 1's setting), got "
-                f"model.shape {self.model.shape}; use coordinates='product' or 'factors'")
+                f"coordinates='svd' supports 2x2 deep matrix factorizations only (Theorem "
+                f"1's setting), got a {type(self.model).__name__} of shape "
+                f"{self.model.shape}; use coordinates='product' or 'factors'")
+        if self.model.depth < 2:
+            raise ValueError(
+                "coordinates='svd' needs depth >= 2: at depth 1 (W' = -grad l(W)) det W "
+                "can change sign in the exact flow, which these coordinates hold constant "
+                "(Lemma 5 needs depth >= 2); use coordinates='factors'")
 
     def from_factors(self, params: Params) -> np.ndarray:
-        require_balanced(params)
+        require_balanced(self.model, params, self.name)
         w = np.asarray(product(params), dtype=np.float64)
         if all(a.shape[0] == a.shape[1] for a in params):
             # from the layers: keeps digits of a tiny det that W's entries have lost
@@ -254,22 +265,22 @@ class SVDCoordinates(Coordinates):
         wt = np.array([1.0, sign])[:, None] * w
         alpha = np.arctan2(0.5 * (wt[1, 0] - wt[0, 1]), 0.5 * (wt[0, 0] + wt[1, 1]))
         z1, z2 = 0.5 * (wt[0, 0] - wt[1, 1]), 0.5 * (wt[0, 1] + wt[1, 0])
-        return self.rechart(np.array([alpha, z1, z2, logabs, sign, 0.0]))
+        y = jnp.array([alpha, z1, z2, logabs, sign, 0.0])
+        return np.asarray(_rechart_jit(self, y))
 
     def rechart(self, y):
         """The same point in the chart suited to it: polar once ``log(s1/s2) > 1``,
-        conformal again below ``0.5``. Numpy, any leading axes; called by the integrators
-        between chunks of steps (a solve never changes chart)."""
-        y = np.array(y, dtype=np.float64)
-        polar = y[..., 5] > 0.5
-        ell = np.where(polar, y[..., 2] - y[..., 3], 2.0 * _conformal_log_s1(y) - y[..., 3])
+        conformal again below ``0.5`` (hysteresis). Called by the integrators after every
+        accepted step, inside the compiled loop (jax-traceable)."""
+        polar = y[5] > 0.5
+        ell = jnp.where(polar, y[2] - y[3], 2.0 * _conformal_log_s1(y) - y[3])
         to_polar = ~polar & (ell > _TO_POLAR)
         to_conformal = polar & (ell < _TO_CONFORMAL)
-        if to_polar.any():
-            y[to_polar] = _polar_from_conformal(y[to_polar])
-        if to_conformal.any():
-            y[to_conformal] = _conformal_from_polar(y[to_conformal])
-        return y
+        # each map only sees states of its own chart (regular stand-ins otherwise)
+        as_conformal = jnp.where(polar, jnp.asarray(_SAFE_CONFORMAL_6), y)
+        as_polar = jnp.where(polar, y, jnp.asarray(_SAFE_POLAR_6))
+        return jnp.where(to_polar, polar_from_conformal(as_conformal),
+                         jnp.where(to_conformal, conformal_from_polar(as_polar), y))
 
     def _by_chart(self, y, conformal, polar):
         """``polar(y)`` or ``conformal(y)`` by the chart flag; the branch not in use gets a
@@ -303,3 +314,6 @@ class SVDCoordinates(Coordinates):
         f = self._by_chart(y, lambda v: _conformal_field(depth, v, mask, target),
                            lambda v: _polar_field(depth, v, mask, target))
         return jnp.concatenate([f, jnp.zeros(1)])
+
+
+_rechart_jit = jax.jit(SVDCoordinates.rechart, static_argnums=0)

@@ -1,23 +1,24 @@
 """Tensor completion with CP factorizations (Section 4.2, Eqs. 11-12, Figure 2).
 
 The same pipeline as the matrix case: *problem* (:class:`flowsim.TensorCompletion`, with
-ground truths from :mod:`.truth`) -> *parameterization* (:class:`CPFactorization`,
-:mod:`.cp`) -> *dynamics* (:class:`flowsim.dynamics.CPFactorCoordinates`) -> *integration*
-(:func:`flowsim.gradient_flow`) or *descent* (:func:`cp_gradient_descent`, on
-:func:`flowsim.descend`) -> :class:`flowsim.Trajectory` -> *metrics* (:func:`cp_rank`,
-:mod:`.rank`). The Figure 2 experiment grid lives in :mod:`flowsim.tensor.figure2`
-(imported on demand: it pulls in matplotlib).
+ground truths and the memorizer baseline from :mod:`.truth`) -> *parameterization*
+(:class:`flowsim.CPFactorization`) -> *dynamics* (factor coordinates) -> *integration*
+(:func:`flowsim.gradient_flow`) or *descent* (:func:`cp_gradient_descent`, App. F.2's
+adaptive step, on :func:`flowsim.descend`) -> :class:`flowsim.Trajectory` -> *metrics*
+(:func:`cp_rank`, :mod:`.rank`). The Figure 2 experiment grid lives in
+:mod:`flowsim.experiments.figure2`.
 """
 
-from .cp import (
-    CPFactorization,
-    cp_gaussian_init,
-    cp_product,
-    linear_baseline,
-    max_cp_rank,
-)
+from ..initialization import cp_gaussian_init
+from ..parameterization import CPFactorization, cp_product, max_cp_rank
 from .rank import CPFit, cp_fit, cp_rank, reference_atol
-from .truth import CompletionDataset, cp_dataset, observation_order, random_cp_tensor
+from .truth import (
+    CompletionDataset,
+    cp_dataset,
+    linear_baseline,
+    observation_order,
+    random_cp_tensor,
+)
 
 __all__ = [
     "CPFactorization", "CPFit", "CompletionDataset", "cp_dataset", "cp_fit",

@@ -1,6 +1,6 @@
 """Gradient descent on a CP factorization with the reference's adaptive global step (App. F.2).
 
-The discrete counterpart of the CP flow (:class:`flowsim.dynamics.CPFactorCoordinates`),
+The discrete counterpart of the CP flow (:class:`flowsim.dynamics.FactorCoordinates` of a CP model),
 run by the generic engine :func:`flowsim.descend` (through
 :func:`flowsim.descent.descend_trajectory`) on the same flat factor state, so the saved
 observables are the flow's own code.
@@ -25,10 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..descent import descend_trajectory
-from ..dynamics import CPFactorCoordinates
+from ..dynamics import FactorCoordinates
+from ..parameterization import CPFactorization, Factors
 from ..problem import TensorCompletion, check_problem_and_model
 from ..trajectory import Trajectory
-from .cp import CPFactorization, Factors
 
 
 def mse_to_loss(mse: float, n_observed: int) -> float:
@@ -41,7 +41,7 @@ class MeanSquaredError:
     """``MSE(y) = 2 l(y) / n``, the reference's training loss, as a hashable loss function
     of a flat CP state (one compiled descent loop per model)."""
 
-    coords: CPFactorCoordinates
+    coords: FactorCoordinates
 
     def __call__(self, y, mask, target):
         return 2.0 * self.coords.loss(y, mask, target) / jnp.sum(mask)
@@ -66,7 +66,7 @@ def cp_gradient_descent(problem: TensorCompletion, model: CPFactorization, param
     """
     check_problem_and_model(problem, model, TensorCompletion, CPFactorization)
     params = model.check_params(params)
-    coords = CPFactorCoordinates(model)
+    coords = FactorCoordinates(model)
     y0 = coords.from_factors(params)
     config = {"kind": "cp_gradient_descent", "problem": problem.to_dict(),
               "model": model.to_dict(), "coordinates": coords.name, "lr": float(lr),

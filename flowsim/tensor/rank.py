@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .cp import max_cp_rank
+from ..parameterization import max_cp_rank
 
 
 @dataclass(frozen=True, eq=False)

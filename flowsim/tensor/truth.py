@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..problem import TensorCompletion, _validated_shape
-from .cp import cp_product
+from ..parameterization import cp_product
+from ..problem import TensorCompletion, validated_shape
 
 
 def _streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
@@ -25,7 +25,7 @@ def _streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
 def random_cp_tensor(shape, rank: int = 1, seed: int = 0) -> np.ndarray:
     """``T / ||T||_F`` with ``T = sum_{r=1}^{rank} v_r^(1) (x) ... (x) v_r^(N)``, every
     ``v_r^(n)`` i.i.d. ``N(0, I)``: CP rank ``rank`` with probability 1 for small ranks."""
-    shape = _validated_shape(shape, min_order=2, max_order=None)
+    shape = validated_shape(shape, min_order=2, max_order=None)
     if isinstance(rank, bool) or int(rank) != rank or rank < 1:
         raise ValueError(f"rank must be an integer >= 1, got {rank!r}")
     rng, _ = _streams(seed)
@@ -36,7 +36,7 @@ def random_cp_tensor(shape, rank: int = 1, seed: int = 0) -> np.ndarray:
 def observation_order(shape, seed: int = 0) -> np.ndarray:
     """All 0-based positions of a ``shape`` tensor in one seeded random order,
     ``(prod(shape), N)``."""
-    shape = _validated_shape(shape, min_order=2, max_order=None)
+    shape = validated_shape(shape, min_order=2, max_order=None)
     _, rng = _streams(seed)
     return np.argwhere(np.ones(shape, dtype=bool))[rng.permutation(int(np.prod(shape)))]
 
@@ -75,3 +75,11 @@ def cp_dataset(shape, rank: int = 1, seed: int = 0) -> CompletionDataset:
     order = observation_order(shape, seed)
     order.flags.writeable = False
     return CompletionDataset(truth=truth, order=order, rank=int(rank), seed=int(seed))
+
+
+def linear_baseline(problem: TensorCompletion) -> np.ndarray:
+    """The "linear" baseline of Figure 2 (a memorizer): observed entries kept, every
+    unobserved entry 0. It fits the observations exactly with no bias towards low rank."""
+    if not isinstance(problem, TensorCompletion):
+        raise TypeError(f"problem must be a TensorCompletion, got {type(problem).__name__}")
+    return np.array(problem.target)

@@ -59,12 +59,12 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..integration import SOLVERS
-from ..sweep import batched_gradient_flow
-from .cp import CPFactorization, cp_gaussian_init, linear_baseline, max_cp_rank
-from .descent import cp_gradient_descent, mse_to_loss
-from .rank import cp_rank, reference_atol
-from .truth import CompletionDataset, cp_dataset
+from ..initialization import cp_gaussian_init
+from ..integration import SOLVERS, gradient_flow
+from ..parameterization import CPFactorization, max_cp_rank
+from ..tensor.descent import cp_gradient_descent, mse_to_loss
+from ..tensor.rank import cp_rank, reference_atol
+from ..tensor.truth import CompletionDataset, cp_dataset, linear_baseline
 
 #: number-of-observations grids per tensor order (order 3: App. F.2; order 4: read off the
 #: paper's axis, the exact list was not found)
@@ -184,14 +184,13 @@ def solve_one(config: Figure2Config, data: CompletionDataset, key: tuple
     """The completed tensor of one grid point (module doc) and its record so far
     (``status``, ``steps``, ``solve_s``, ...).
 
-    The flow runs through :func:`flowsim.sweep.batched_gradient_flow` with one lane and
-    ``keep="ends"``: the same chunked solve, end conditions and exact stop point as
-    :func:`flowsim.gradient_flow`, without saving every accepted step. The stiff runs
-    (init 1e-2) take 15-30k explicit steps; storing and post-processing all of them made
-    a run 2.2x slower (measured: 19.7 s vs 8.8 s for n = 200, init 1e-2, trial 0). One
-    lane, because under ``vmap`` the lanes cost their sum on this CPU but wait for the
-    slowest member (measured: 4 lanes took 49.9 s for 4 runs of 79.5k steps in all, which
-    one lane does at ~0.3 ms/step, ~23 s).
+    The flow is :func:`flowsim.gradient_flow` with ``save_at="ends"``: the same solve,
+    end conditions and exact stop point as any run, without keeping every accepted step.
+    The stiff runs (init 1e-2) take 15-30k explicit steps; storing and post-processing all
+    of them made a run 2.2x slower (measured: 19.7 s vs 8.8 s for n = 200, init 1e-2,
+    trial 0). One run at a time, because under ``vmap`` the lanes cost their sum on this
+    CPU but wait for the slowest member (measured: 4 lanes took 49.9 s for 4 runs of
+    79.5k steps in all, which one lane does at ~0.3 ms/step, ~23 s).
     """
     kind, n, std, trial = key
     problem = data.problem(n)
@@ -204,11 +203,11 @@ def solve_one(config: Figure2Config, data: CompletionDataset, key: tuple
         model = CPFactorization(config.shape, config.cp_rank)
         params = cp_gaussian_init(model, seed=trial + 1, std=std)
         if config.method == "flow":
-            traj = batched_gradient_flow(
-                problem, model, [params], solver=config.solver,
+            traj = gradient_flow(
+                problem, model, params, solver=config.solver,
                 stop_loss=mse_to_loss(config.stop_mse, n), rtol=config.rtol,
-                atol=config.atol, max_steps=config.max_steps, lanes=1, keep="ends",
-                chunk_steps=256, progress=False)[0]
+                atol=config.atol, max_steps=config.max_steps, save_at="ends",
+                progress=False)
             steps = int(traj.stats.get("steps", len(traj) - 1))
         else:
             traj = cp_gradient_descent(problem, model, params, stop_mse=config.stop_mse,
@@ -322,12 +321,11 @@ def summarize(records: list[dict]) -> dict:
 
 def plot(config: Figure2Config, records: list[dict], path) -> Path:
     """Figure 2's two panels (error, estimated rank vs n) as a PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: library code picks no backend
 
     summary = summarize(records)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 4.2))
+    axes = fig.subplots(1, 2)
     order = sorted((s for s in summary if s != "linear"), key=lambda s: -s[1])
     styles = [("o-", f"tf, init {s[1]:g}", s) for s in order]
     if "linear" in summary:
@@ -367,5 +365,4 @@ def plot(config: Figure2Config, records: list[dict], path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

@@ -1,0 +1,404 @@
+"""Sweeps: grids of gradient flows (options x repetitions), from TOML, resumable.
+
+:class:`SweepConfig` is a grid of options x repetitions (read from TOML);
+:func:`run_sweep` runs it batch by batch, each batch one call of
+:func:`flowsim.gradient_flow` on many initial factors (the core's vmapped solve, end
+points only), records one row per run in a :class:`SweepResults` file (``.npz`` + JSON
+metadata, no pickle) after every batch, and resumes from that file.
+:mod:`flowsim.experiments.distributed` runs the same batches on Dask.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import initialization
+from .. import problem as problems
+from ..integration import SolverOptions, gradient_flow
+from ..parameterization import DeepMatrixFactorization
+from ..problem import MatrixCompletion
+from ..trajectory import read_npz, versions, write_npz
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+
+# -- grids of runs --------------------------------------------------------------------
+
+#: options a sweep may vary (each a value or a list of values: a grid axis), and defaults
+#: (``solver``, ``rtol``, ``atol``: those of :class:`~flowsim.SolverOptions`, where
+#: ``None`` takes the coordinates' default tolerances)
+GRID_OPTIONS = {
+    "depth": 3, "init": "balanced", "scale": 1e-3, "det_sign": "none",
+    "b12": -2.0, "b21": 0.5, "b22": 0.1, "coordinates": "auto",
+    "solver": SolverOptions.solver, "rtol": SolverOptions.rtol, "atol": SolverOptions.atol,
+    "stop_loss": 1e-6, "t_max": math.inf,
+}
+#: fixed settings of a sweep, and defaults; the ``[solver]`` table holds
+#: :class:`~flowsim.SolverOptions` (tolerances, chunk size, step budget, lanes, ...)
+SWEEP_SETTINGS = {
+    "problem": "paper", "d": 3, "d2": 3, "repetitions": 1, "seed": 0, "batch_size": 256,
+}
+PROBLEMS = ("paper", "perturbed", "padded")
+INITS = ("balanced", "gaussian", "identity")
+#: options that share one compiled solve when equal (tasks are batched within a group)
+_COMPILE_KEY = ("depth", "coordinates", "solver", "rtol", "atol")
+_DET_SIGNS = {"none": None, "+1": 1, "1": 1, "-1": -1, 1: 1, -1: -1}
+
+
+def _det_sign(value) -> int | None:
+    key = value.lower() if isinstance(value, str) else value
+    if isinstance(key, bool) or key not in _DET_SIGNS:
+        raise ValueError(f"det_sign must be 'none', '+1' or '-1', got {value!r}")
+    return _DET_SIGNS[key]
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A grid of options x repetitions (seeds ``seed, seed + 1, ...``) of gradient flow.
+
+    **Arguments:**
+
+    - `grid`: option name -> tuple of values (one value: fixed). Names and defaults:
+      :data:`GRID_OPTIONS` (``b12, b21, b22`` are the observations of
+      ``problem = "perturbed"``; ``scale`` is the product scale, or the per-entry std of
+      ``init = "gaussian"``).
+    - `settings`: fixed settings, :data:`SWEEP_SETTINGS` (``problem`` in
+      :data:`PROBLEMS`; ``d, d2`` the shape of ``"padded"``; ``batch_size`` tasks per
+      batch, the unit of work of a resumed or distributed sweep).
+    - `solver`: the :class:`~flowsim.SolverOptions` of every run (a grid axis over
+      ``solver``, ``rtol`` or ``atol`` overrides those fields per grid point).
+
+    The same seed is used at every grid point (common random numbers).
+
+    TOML form (:meth:`from_toml`): a ``[sweep]`` table of settings, a ``[solver]`` table
+    of solver options and a ``[grid]`` table of options::
+
+        [sweep]
+        repetitions = 1000
+        [solver]
+        lanes = 256
+        [grid]
+        depth = 3
+        scale = [1e-3, 1e-2]
+        stop_loss = 1e-6
+    """
+
+    grid: dict
+    settings: dict
+    solver: SolverOptions = SolverOptions()
+
+    def __post_init__(self):
+        unknown = set(self.grid) - set(GRID_OPTIONS)
+        if unknown:
+            raise ValueError(f"grid has unknown options {sorted(unknown)}; allowed: "
+                             f"{sorted(GRID_OPTIONS)}")
+        unknown = set(self.settings) - set(SWEEP_SETTINGS)
+        if unknown:
+            raise ValueError(f"sweep has unknown settings {sorted(unknown)}; allowed: "
+                             f"{sorted(SWEEP_SETTINGS)}")
+        grid = {}
+        for key, default in GRID_OPTIONS.items():
+            values = self.grid.get(key, default)
+            values = tuple(values) if isinstance(values, list | tuple) else (values,)
+            if not values:
+                raise ValueError(f"grid option {key} is an empty list")
+            grid[key] = tuple(self._check_option(key, v) for v in values)
+        settings = {**SWEEP_SETTINGS, **self.settings}
+        if settings["problem"] not in PROBLEMS:
+            raise ValueError(f"problem must be one of {PROBLEMS}, got {settings['problem']!r}")
+        for key in ("d", "d2", "repetitions", "batch_size"):
+            v = settings[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{key} must be an integer >= 1, got {v!r}")
+        if isinstance(settings["seed"], bool) or not isinstance(settings["seed"], int):
+            raise ValueError(f"seed must be an integer, got {settings['seed']!r}")
+        if not isinstance(self.solver, SolverOptions):
+            raise TypeError(f"solver must be a SolverOptions, got {type(self.solver).__name__}")
+        for point in itertools.product(grid["solver"], grid["rtol"], grid["atol"]):
+            self.solver.replace(**dict(zip(("solver", "rtol", "atol"), point)))
+        object.__setattr__(self, "grid", grid)
+        object.__setattr__(self, "settings", settings)
+
+    @staticmethod
+    def _check_option(key, value):
+        if key == "det_sign":
+            sign = _det_sign(value)
+            return "none" if sign is None else f"{sign:+d}"
+        if key == "init":
+            if value not in INITS:
+                raise ValueError(f"init must be one of {INITS}, got {value!r}")
+            return value
+        if key in ("coordinates", "solver"):
+            if not isinstance(value, str):
+                raise TypeError(f"{key} must be a string, got {value!r}")
+            return value
+        if key in ("rtol", "atol") and value is None:
+            return None
+        if key == "depth":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"depth must be an integer >= 1, got {value!r}")
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{key} must be a number, got {value!r}")
+        return float(value)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SweepConfig:
+        unknown = set(data) - {"sweep", "grid", "solver"}
+        if unknown:
+            raise ValueError(f"a sweep config has tables [sweep], [solver] and [grid], got "
+                             f"{sorted(unknown)}")
+        settings = dict(data.get("sweep", {}))
+        solver = dict(data.get("solver", {}))
+        # solver options in [sweep] (files written before [solver] existed) move over
+        for key in [k for k in settings if k in SolverOptions.fields()]:
+            solver.setdefault(key, settings.pop(key))
+        return cls(grid=dict(data.get("grid", {})), settings=settings,
+                   solver=SolverOptions.from_dict(solver, "[solver]"))
+
+    @classmethod
+    def from_toml(cls, path) -> SweepConfig:
+        with open(path, "rb") as fh:
+            return cls.from_dict(tomllib.load(fh))
+
+    def to_dict(self) -> dict:
+        return {"sweep": dict(self.settings), "solver": self.solver.to_dict(),
+                "grid": {k: list(v) for k, v in self.grid.items()}}
+
+    @property
+    def points(self) -> list[dict]:
+        """Grid points (dicts of option values), in grid order."""
+        keys = list(self.grid)
+        return [dict(zip(keys, values)) for values in itertools.product(*self.grid.values())]
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.points) * self.settings["repetitions"]
+
+    def task(self, index: int) -> dict:
+        """Options of task ``index`` (point ``index // repetitions``) plus its ``seed``."""
+        point, rep = divmod(index, self.settings["repetitions"])
+        return {**self.points[point], "seed": self.settings["seed"] + rep, "point": point}
+
+    def batches(self) -> list[tuple[int, ...]]:
+        """Task ids in batches of at most ``batch_size`` that share one compiled solve."""
+        groups: dict[tuple, list[int]] = {}
+        for i in range(self.n_tasks):
+            task = self.task(i)
+            groups.setdefault(tuple(task[k] for k in _COMPILE_KEY), []).append(i)
+        size = self.settings["batch_size"]
+        return [tuple(ids[s:s + size]) for ids in groups.values()
+                for s in range(0, len(ids), size)]
+
+    def problem(self, task: dict) -> MatrixCompletion:
+        kind = self.settings["problem"]
+        if kind == "paper":
+            return problems.paper_problem()
+        if kind == "perturbed":
+            return problems.perturbed_problem(task["b12"], task["b21"], task["b22"])
+        return problems.padded_problem(self.settings["d"], self.settings["d2"])
+
+    def shape(self) -> tuple[int, int]:
+        return self.problem(self.task(0)).shape
+
+
+def _initial_factors(model, task):
+    det_sign = _det_sign(task["det_sign"])
+    if task["init"] == "balanced":
+        return initialization.balanced_init(model, task["seed"], task["scale"], det_sign)
+    if task["init"] == "gaussian":
+        return initialization.gaussian_init(model, task["seed"], task["scale"], det_sign)
+    return initialization.identity_init(model, task["scale"], det_sign)
+
+
+#: per-run result columns written by :func:`run_batch`
+RESULT_COLUMNS = ("status", "coordinates_used", "t_final", "loss_final", "w_initial", "w_final", "det_sign_initial",
+                  "det_sign_final", "log_abs_det_final", "steps", "rejected")
+
+
+def run_batch(config: dict, task_ids: Sequence[int]) -> dict[str, np.ndarray]:
+    """Run tasks ``task_ids`` of the sweep ``config`` (a :meth:`SweepConfig.to_dict`) as
+    one batched :func:`flowsim.gradient_flow` (end points only); returns the
+    :data:`RESULT_COLUMNS`, one row per task. A plain function of plain data, so that
+    Dask can ship it to a worker."""
+    sweep = SweepConfig.from_dict(config)
+    tasks = [sweep.task(i) for i in task_ids]
+    first = tasks[0]
+    if any(tuple(t[k] for k in _COMPILE_KEY) != tuple(first[k] for k in _COMPILE_KEY)
+           for t in tasks):
+        raise ValueError(f"tasks of one batch must share {_COMPILE_KEY}")
+    model = DeepMatrixFactorization(sweep.shape(), first["depth"])
+    options = sweep.solver.replace(solver=first["solver"], rtol=first["rtol"],
+                                   atol=first["atol"])
+    trajs = gradient_flow(
+        [sweep.problem(t) for t in tasks], model, [_initial_factors(model, t) for t in tasks],
+        coordinates=first["coordinates"], options=options,
+        stop_loss=[t["stop_loss"] for t in tasks], t_max=[t["t_max"] for t in tasks],
+        save_at="ends", progress=False)
+    return {
+        "status": np.array([tr.status for tr in trajs]),
+        "coordinates_used": np.array([tr.config["coordinates"] for tr in trajs]),
+        "t_final": np.array([tr.t[-1] for tr in trajs]),
+        "loss_final": np.array([tr.loss[-1] for tr in trajs]),
+        "w_initial": np.stack([tr.product[0] for tr in trajs]),
+        "w_final": np.stack([tr.product[-1] for tr in trajs]),
+        "det_sign_initial": np.array([tr.det_sign[0] for tr in trajs]),
+        "det_sign_final": np.array([tr.det_sign[-1] for tr in trajs]),
+        "log_abs_det_final": np.array([tr.log_abs_det[-1] for tr in trajs]),
+        "steps": np.array([tr.stats["steps"] for tr in trajs], dtype=np.int64),
+        "rejected": np.array([tr.stats["rejected"] for tr in trajs], dtype=np.int64),
+    }
+
+
+SWEEP_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, eq=False)
+class SweepResults:
+    """One row per task of a sweep: its options, its ``seed``, and the
+    :data:`RESULT_COLUMNS` (NaN / empty until ``done``).
+
+    **Attributes:** `config` (the :class:`SweepConfig`), `columns` (name -> array with
+    one row per task), `done` (bool per task).
+    """
+
+    config: SweepConfig
+    columns: dict
+    done: np.ndarray
+
+    @classmethod
+    def empty(cls, config: SweepConfig) -> SweepResults:
+        n = config.n_tasks
+        tasks = [config.task(i) for i in range(n)]
+        d, d2 = config.shape()
+        columns = {k: np.array([np.nan if t[k] is None else t[k] for t in tasks])
+                   for k in (*GRID_OPTIONS, "seed", "point")}
+        columns.update(
+            status=np.full(n, "", dtype="<U16"), coordinates_used=np.full(n, "", dtype="<U16"),
+            t_final=np.full(n, np.nan),
+            loss_final=np.full(n, np.nan), w_initial=np.full((n, d, d2), np.nan),
+            w_final=np.full((n, d, d2), np.nan), det_sign_initial=np.full(n, np.nan),
+            det_sign_final=np.full(n, np.nan), log_abs_det_final=np.full(n, np.nan),
+            steps=np.zeros(n, dtype=np.int64), rejected=np.zeros(n, dtype=np.int64))
+        return cls(config, columns, np.zeros(n, dtype=bool))
+
+    def record(self, task_ids: Sequence[int], rows: dict) -> None:
+        """Store the rows :func:`run_batch` returned for ``task_ids``."""
+        ids = np.asarray(task_ids)
+        for key in RESULT_COLUMNS:
+            self.columns[key][ids] = rows[key]
+        self.done[ids] = True
+
+    def save(self, path) -> Path:
+        """``.npz`` of the columns + JSON metadata (no pickle), written atomically."""
+        path = Path(path)
+        meta = {"format": "flowsim.SweepResults", "format_version": SWEEP_FORMAT_VERSION,
+                "config": self.config.to_dict(), "versions": versions()}
+        return write_npz(path, {**self.columns, "done": self.done}, meta)
+
+    @classmethod
+    def load(cls, path) -> SweepResults:
+        data, meta = read_npz(path, "flowsim.SweepResults", "flowsim sweep results")
+        done = data.pop("done")
+        config = SweepConfig.from_dict(meta["config"])
+        # columns added since format version 1 was first written
+        data.setdefault("coordinates_used", np.where(done, data["coordinates"], ""))
+        return cls(config, data, done)
+
+    def summary(self) -> list[dict]:
+        """Per grid point: runs done, Proposition 3's ``P(det W(0) > 0)``, how many ended
+        at ``stop_loss``, how many kept the sign of det, and the median final ``|W11|`` and
+        ``|W11| sqrt(2 loss)`` (Theorem 1: -> 1 when det > 0) for each initial sign."""
+        rows = []
+        c = self.columns
+        for p, point in enumerate(self.config.points):
+            sel = (c["point"] == p) & self.done
+            n = int(sel.sum())
+            row = {**point, "runs": n}
+            if n:
+                sign0 = c["det_sign_initial"][sel]
+                w11 = np.abs(c["w_final"][sel][:, 0, 0])
+                scaled = w11 * np.sqrt(2 * c["loss_final"][sel])
+                row.update(p_det_positive=float(np.mean(sign0 > 0)),
+                           stop_loss=int(np.sum(c["status"][sel] == "stop_loss")),
+                           sign_kept=int(np.sum(c["det_sign_final"][sel] == sign0)))
+                for name, which in (("pos", sign0 > 0), ("neg", sign0 < 0)):
+                    row[f"median_w11_{name}"] = (float(np.median(w11[which])) if which.any()
+                                                 else math.nan)
+                    row[f"median_w11_sqrt2l_{name}"] = (float(np.median(scaled[which]))
+                                                        if which.any() else math.nan)
+            rows.append(row)
+        return rows
+
+
+BatchRunner = Callable[[dict, list[tuple[int, ...]]], Iterator[tuple[tuple[int, ...], dict]]]
+
+
+def run_locally(config: dict, batches: list[tuple[int, ...]]):
+    """Run the batches one after the other in this process."""
+    for ids in batches:
+        yield ids, run_batch(config, ids)
+
+
+def open_results(config: SweepConfig, output) -> SweepResults:
+    """The results file ``output`` if it holds this sweep (to resume), else a new one."""
+    output = Path(output)
+    if not output.exists():
+        return SweepResults.empty(config)
+    old = SweepResults.load(output)
+    if old.config.to_dict() != config.to_dict():
+        raise ValueError(f"output {output} holds a sweep with another configuration; "
+                         "use another output path")
+    return old
+
+
+def run_sweep(config: SweepConfig, output, *, runner: BatchRunner = run_locally,
+              progress: bool | None = None) -> SweepResults:
+    """Run every task of ``config`` that ``output`` does not hold yet, saving ``output``
+    after each batch (so an interrupted sweep resumes where it stopped).
+
+    `runner` maps ``(config dict, batches)`` to ``(task ids, rows)`` pairs as batches
+    finish: :func:`run_locally` (default) or :func:`flowsim.distributed.dask_runner`.
+    """
+    if not isinstance(config, SweepConfig):
+        raise TypeError(f"config must be a SweepConfig, got {type(config).__name__}")
+    results = open_results(config, output)
+    todo = [ids for ids in config.batches() if not results.done[list(ids)].all()]
+    bar = tqdm(total=config.n_tasks, initial=int(results.done.sum()), unit="run",
+               disable=progress is False, delay=0.0 if progress else 2.0, desc="sweep")
+    try:
+        for ids, rows in runner(config.to_dict(), todo):
+            results.record(ids, rows)
+            results.save(output)
+            bar.update(len(ids))
+    finally:
+        bar.close()
+    if not Path(output).exists():
+        results.save(output)
+    return results
+
+
+def format_summary(rows: Iterable[dict], varying: Sequence[str]) -> str:
+    """A plain-text table of :meth:`SweepResults.summary` rows."""
+    head = [*varying, "runs", "P(det>0)", "stop_loss", "sign kept", "|W11| det>0",
+            "|W11|sqrt(2l) det>0", "|W11| det<0"]
+    lines = ["  ".join(f"{h:>12s}" for h in head)]
+    for r in rows:
+        cells = [str(r[k]) for k in varying] + [str(r["runs"])]
+        if r["runs"]:
+            cells += [f"{r['p_det_positive']:.3f}", str(r["stop_loss"]), str(r["sign_kept"]),
+                      f"{r['median_w11_pos']:.4g}", f"{r['median_w11_sqrt2l_pos']:.6f}",
+                      f"{r['median_w11_neg']:.4g}"]
+        lines.append("  ".join(f"{c:>12s}" for c in cells))
+    return "\n".join(lines)

@@ -1,0 +1,128 @@
+"""Checkpoints: a Trajectory file that also holds the solver's whole state.
+
+A checkpoint is a :class:`~flowsim.Trajectory` ``.npz`` (it loads as one) with two
+additions: the leaves of the compiled loop's carry (:class:`.loop.Carry`: point, proposed
+next step, stored stage derivative, controller state, counters, watched sign) as arrays
+``carry_0, carry_1, ...``, and a ``checkpoint`` entry in the metadata saying which saved
+points were the solver's own steps. Since the carry is all a continuous solve holds
+between two steps, a run resumed from it takes exactly the steps the uninterrupted run
+takes and ends bit for bit where it ends.
+
+:func:`resume` decides what a checkpoint can serve: the same run (returned as stored when
+finished, continued when interrupted) or, for a finished run, an extension of it (lower
+``stop_loss``, later ``t_max``, larger ``max_steps``). Anything else is refused: a
+checkpoint never answers for another run.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from ..trajectory import Trajectory, read_npz, write_npz
+
+#: config entries a run may change when it extends a finished checkpoint
+EXTENDABLE = ("stop_loss", "t_max")
+#: statuses a finished run can be extended from
+EXTENDABLE_STATUSES = ("stop_loss", "t_max", "max_steps")
+
+
+def save(path: Path, traj: Trajectory, carry, info: dict) -> Path:
+    """Write ``traj`` with the carry leaves and the resume ``info``."""
+    arrays, meta = traj.to_npz_parts()
+    leaves = jax.tree.leaves(carry)
+    for i, leaf in enumerate(leaves):
+        arrays[f"carry_{i}"] = np.asarray(leaf)
+    meta["checkpoint"] = {**info, "n_carry": len(leaves)}
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    return write_npz(path, arrays, meta)
+
+
+def load(path: Path) -> tuple[Trajectory, list[np.ndarray] | None, dict | None]:
+    """The trajectory, the carry leaves and the resume info of a checkpoint (``None``
+    for a plain trajectory file)."""
+    data, meta = read_npz(path, "flowsim.Trajectory", "flowsim Trajectory")
+    info = meta.get("checkpoint")
+    traj = Trajectory.from_npz_parts(data, meta)
+    if info is None:
+        return traj, None, None
+    leaves = [data[f"carry_{i}"] for i in range(int(info["n_carry"]))]
+    return traj, leaves, info
+
+
+def _comparable(config: dict) -> dict:
+    out = {k: v for k, v in config.items() if k not in EXTENDABLE}
+    out["options"] = {k: v for k, v in config.get("options", {}).items() if k != "max_steps"}
+    return out
+
+
+def _beyond(new: dict, old: dict) -> bool:
+    """Whether ``new`` asks for at least as much as ``old`` (limits only)."""
+    new_stop = 0.0 if new["stop_loss"] is None else new["stop_loss"]
+    old_stop = 0.0 if old["stop_loss"] is None else old["stop_loss"]
+    return (new_stop <= old_stop and new["t_max"] >= old["t_max"]
+            and new["options"]["max_steps"] >= old["options"]["max_steps"])
+
+
+def _limits(config: dict) -> str:
+    t_max = config["t_max"]
+    return (f"stop_loss={config['stop_loss']}, t_max={t_max if math.isfinite(t_max) else 'inf'}"
+            f", max_steps={config['options']['max_steps']}")
+
+
+def resume(path: Path, run, solve, replace_member) -> Trajectory | None:
+    """Prepare ``run`` from the checkpoint at ``path``: returns the stored Trajectory when
+    it is this very run, finished; otherwise sets ``run`` up to continue (interrupted run,
+    or an extension) and returns ``None``. No file: ``None``. Raises ``ValueError`` naming
+    the difference when the file holds another run."""
+    if not path.exists():
+        return None
+    traj, leaves, info = load(path)
+    old, new = traj.config, run.config
+    if _comparable(old) != _comparable(new):
+        keys = sorted(k for k in set(_comparable(old)) | set(_comparable(new))
+                      if _comparable(old).get(k) != _comparable(new).get(k))
+        raise ValueError(f"checkpoint {path} holds another run (it differs in {keys}); "
+                         "use another checkpoint path or delete the file")
+    exact = all(old.get(k) == new.get(k) for k in EXTENDABLE) and \
+        old["options"]["max_steps"] == new["options"]["max_steps"]
+    if exact and traj.status != "interrupted":
+        return traj
+    if leaves is None:
+        raise ValueError(f"checkpoint {path} holds a finished trajectory without the "
+                         "solver state needed to continue it")
+    if traj.status != "interrupted" and traj.status not in EXTENDABLE_STATUSES:
+        raise ValueError(f"checkpoint {path} holds a run that ended with status "
+                         f"{traj.status!r} ({_limits(old)}); it cannot be extended")
+    if not _beyond(new, old):
+        raise ValueError(f"checkpoint {path} holds a run with {_limits(old)}; this call "
+                         f"({_limits(new)}) is neither that run nor an extension of it "
+                         "(lower stop_loss, later t_max, more max_steps); use another "
+                         "checkpoint path")
+    engine = solve.engine_for([run])
+    engine.start([run])
+    template, treedef = jax.tree.flatten(run.carry)
+    if len(template) != len(leaves) or any(
+            np.shape(a) != np.shape(b) for a, b in zip(template, leaves)):
+        raise ValueError(f"checkpoint {path}: its solver state does not fit this solver "
+                         "(written by another flowsim version?); use another path")
+    run.carry = jax.tree.unflatten(treedef, [
+        np.asarray(v, dtype=np.asarray(a).dtype) if isinstance(a, (np.ndarray, np.generic))
+        else type(a)(v.item()) for a, v in zip(template, leaves)])
+    n_keep = int(info["n_keep"])
+    t, states = traj.t[:n_keep], traj.states[:n_keep]
+    if info.get("located") and info.get("carry_saved"):
+        t = np.append(t, float(run.carry.t))
+        states = np.concatenate([states, np.asarray(run.carry.y)[None, :]])
+    run.ts, run.ys = [t], [states]
+    for key in ("det_crossings", "precision_events"):
+        run.stats[key] = list(traj.stats.get(key, []))
+    run.stats["wall_s"] = float(traj.stats.get("wall_s", 0.0))
+    run.member = replace_member(run.member, drift_tol=np.float64(info["drift_tol"]),
+                                sign_check=np.bool_(info["sign_check"]))
+    return None

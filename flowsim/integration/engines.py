@@ -1,0 +1,296 @@
+"""Engines: what advances the members of a solve by one chunk of steps.
+
+The driver (:mod:`.driver`) holds the one chunk loop: it asks an engine to advance its
+running members by a chunk, reads back why each chunk ended, and asks the engine for the
+few extra things the stop locator needs (one step from a stored point, the loss and its
+rate). Two engines:
+
+- :class:`JaxEngine`: the compiled loop of :mod:`.loop`, vmapped over lanes. A single run
+  is a batch of one.
+- :class:`ScipyEngine`: scipy's ``OdeSolver`` classes stepping in Python with the vector
+  field and its Jacobian from jax, an independent cross-check. It checks the same end
+  conditions (:func:`.guards.step_code`) after every step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.integrate
+
+from . import guards, loop
+
+
+@dataclass
+class ChunkOut:
+    """One member's chunk, on the host."""
+
+    code: int
+    ts: np.ndarray
+    ys: np.ndarray
+    attempts: int
+
+
+def initial_step(t, y, f):
+    """First trial step from the state ``y`` and its vector field ``f`` (rows): 1% of the
+    state's scale over the field's, at most 1."""
+    scale = np.maximum(np.linalg.norm(y, axis=-1), 1e-8)
+    return (np.minimum(1e-2 * scale / np.maximum(np.linalg.norm(f, axis=-1), 1e-300), 1.0)
+            + 1e-12 * np.abs(t))
+
+
+def _is_array(x) -> bool:
+    return isinstance(x, (np.ndarray, np.generic, jax.Array))
+
+
+def _stack(trees):
+    """Per-member pytrees -> one pytree with a leading member axis. Python scalars (static
+    parts, e.g. a controller's flag) stay as they are: vmap does not batch them."""
+    return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs])
+                        if _is_array(xs[0]) else xs[0], *trees)
+
+
+def _unstack(tree, n):
+    leaves, treedef = jax.tree.flatten(tree)
+    leaves = [np.asarray(v) if _is_array(v) else v for v in leaves]
+    return [jax.tree.unflatten(treedef, [v[i] if _is_array(v) else v for v in leaves])
+            for i in range(n)]
+
+
+#: fewest lanes a batched call is padded to (a few compiled shapes)
+MIN_LANES = 16
+
+
+class JaxEngine:
+    """Runs :func:`.loop.run_chunk` on up to ``width`` members at once. A call on ``n``
+    members is padded (copies of the first, dropped afterwards) to the next power of two
+    ``>= n`` (at least :data:`MIN_LANES`, at most ``width``; exactly 1 for a single run):
+    a few compiled shapes, and the last slow members of a batch do not drag ``width``
+    lanes through every chunk."""
+
+    def __init__(self, spec: loop.LoopSpec, width: int):
+        self.spec, self.width = spec, int(width)
+
+    def padded_width(self, n: int) -> int:
+        if self.width == 1:
+            return 1
+        return min(self.width, max(MIN_LANES, 1 << max(n - 1, 0).bit_length()))
+
+    def _call(self, fn, *per_member):
+        """``fn(spec, *stacked)`` over lists of per-member pytrees, in groups of at most
+        ``width`` members, each padded; returns a list of per-member outputs."""
+        n = len(per_member[0])
+        out = []
+        for start in range(0, n, self.width):
+            group = [column[start:start + self.width] for column in per_member]
+            size = len(group[0])
+            pad = self.padded_width(size) - size
+            stacked = [_stack(list(col) + [col[0]] * pad) for col in group]
+            result = fn(self.spec, *stacked)
+            out += _unstack(result, size)
+        return out
+
+    def vector_field(self, runs, ys):
+        return np.asarray(self._call(loop.lanes_vector_field, list(ys),
+                                     [r.member for r in runs]))
+
+    def start(self, runs) -> None:
+        ys = [r.y0 for r in runs]
+        f = self.vector_field(runs, ys)
+        dt0 = initial_step(0.0, np.asarray(ys), f)
+        carries = self._call(loop.lanes_initial_carry, [np.float64(0.0)] * len(runs), ys,
+                             list(dt0), [r.member for r in runs])
+        for run, carry in zip(runs, carries):
+            run.carry = carry
+
+    def chunk(self, runs) -> list[ChunkOut]:
+        outs = self._call(loop.lanes_run_chunk, [r.carry for r in runs],
+                          [r.member for r in runs])
+        result = []
+        for run, out in zip(runs, outs):
+            run.carry = out.carry
+            run.prev = (out.prev_t, out.prev_y, out.prev_solver_state)
+            n = int(out.saved)
+            result.append(ChunkOut(int(out.code), np.asarray(out.ts)[:n],
+                                   np.asarray(out.ys)[:n], int(out.attempts)))
+        return result
+
+    def step_from(self, runs, t) -> np.ndarray:
+        prev = [r.prev for r in runs]
+        return np.asarray(self._call(
+            loop.lanes_step_from, [p[0] for p in prev], [p[1] for p in prev],
+            [p[2] for p in prev], list(np.asarray(t, dtype=np.float64)),
+            [r.member for r in runs]))
+
+    def loss_and_rate(self, runs, ys):
+        out = self._call(loop.lanes_loss_and_rate, list(ys), [r.member for r in runs])
+        return (np.array([float(o[0]) for o in out]), np.array([float(o[1]) for o in out]))
+
+    @staticmethod
+    def point(run) -> tuple[float, np.ndarray]:
+        return float(run.carry.t), np.asarray(run.carry.y)
+
+    @staticmethod
+    def counters(run) -> dict:
+        return {"steps": int(run.carry.steps), "rejected": int(run.carry.rejected)}
+
+    @staticmethod
+    def sign(run) -> float:
+        return float(run.carry.sign)
+
+
+@eqx.filter_jit
+def _scipy_code(spec, y, t, sign, prev_sign, steps, member):
+    carry = guards.StepContext(steps=steps, sign=prev_sign)
+    return guards.step_code(spec, spec.coords, y, t, sign, carry, member)
+
+
+@eqx.filter_jit
+def _watch_sign(spec, y):
+    return spec.coords.watch_sign(y)
+
+
+@eqx.filter_jit
+def _rechart(spec, y):
+    return spec.coords.rechart(y)
+
+
+@dataclass
+class ScipyCarry:
+    t: float
+    y: np.ndarray
+    sign: float
+    steps: int = 0
+    save_index: int = 0
+    solver: object = None
+    counts: dict = None
+    before: dict = None
+
+
+class ScipyEngine:
+    """scipy ``OdeSolver`` stepping, one member after the other (module doc). A solver
+    object is kept between chunks; it is created afresh after a change of chart and at
+    every requested save time (scipy cannot be told to step onto a time otherwise)."""
+
+    IMPLICIT = ("Radau", "BDF", "LSODA")
+    #: members advanced per call (one after the other)
+    width = 1
+
+    def __init__(self, spec: loop.LoopSpec):
+        self.spec = spec
+        coords = spec.coords
+        self._field = jax.jit(lambda y, m, tg: coords.vector_field(y, m, tg))
+        self._jac = jax.jit(jax.jacfwd(lambda y, m, tg: coords.vector_field(y, m, tg)))
+
+    def _make(self, run, t, y, t_bound):
+        m, tg = jnp.asarray(run.member.mask), jnp.asarray(run.member.target)
+        kwargs = {"rtol": self.spec.rtol, "atol": self.spec.atol}
+        if self.spec.solver in self.IMPLICIT:
+            kwargs["jac"] = lambda t_, y_: np.asarray(self._jac(jnp.asarray(y_), m, tg))
+        cls = getattr(scipy.integrate, self.spec.solver)
+        return cls(lambda t_, y_: np.asarray(self._field(jnp.asarray(y_), m, tg)), float(t),
+                   np.asarray(y, dtype=np.float64), float(t_bound), **kwargs)
+
+    def _bound(self, run, carry):
+        times = np.asarray(run.member.save_times)
+        nxt = times[carry.save_index] if carry.save_index < len(times) else np.inf
+        return min(float(run.member.t1), nxt), nxt
+
+    def vector_field(self, runs, ys):
+        return np.stack([np.asarray(self._field(jnp.asarray(y), r.member.mask,
+                                                r.member.target)) for r, y in zip(runs, ys)])
+
+    def start(self, runs) -> None:
+        for run in runs:
+            y = np.asarray(_rechart(self.spec, jnp.asarray(run.y0)))
+            run.carry = ScipyCarry(0.0, y, float(_watch_sign(self.spec, jnp.asarray(y))),
+                                   counts={"nfev": 0, "njev": 0, "nlu": 0})
+
+    def _count(self, carry, solver, before=None):
+        for key in carry.counts:
+            now = int(getattr(solver, key, 0) or 0)
+            carry.counts[key] += now - (before or {}).get(key, 0)
+
+    def chunk(self, runs) -> list[ChunkOut]:
+        return [self._chunk_one(run) for run in runs]
+
+    def _chunk_one(self, run) -> ChunkOut:
+        spec, carry = self.spec, run.carry
+        ts, ys, code = [], [], guards.CONTINUE
+        for _ in range(spec.chunk_steps):
+            bound, nxt = self._bound(run, carry)
+            if carry.solver is None:
+                carry.solver = self._make(run, carry.t, carry.y, bound)
+                carry.before = {k: 0 for k in carry.counts}
+            solver = carry.solver
+            t_prev, y_prev = carry.t, carry.y
+            message = solver.step()
+            if solver.status == "failed":
+                self._count(carry, solver, carry.before)
+                run.failure = f"scipy {spec.solver}: {message}"
+                code = guards.COLLAPSE
+                break
+            t, y = float(solver.t), solver.y.copy()
+            y_new = np.asarray(_rechart(spec, jnp.asarray(y)))
+            restart = not np.array_equal(y_new, y) or solver.status == "finished"
+            sign = float(_watch_sign(spec, jnp.asarray(y_new))) if spec.watch_sign \
+                else carry.sign
+            f64 = jnp.float64
+            code = int(_scipy_code(spec, jnp.asarray(y_new), f64(t), f64(sign),
+                                   f64(carry.sign), jnp.asarray(carry.steps), run.member))
+            run.prev = (t_prev, y_prev, None)
+            carry.t, carry.y, carry.sign, carry.steps = t, y_new, sign, carry.steps + 1
+            landed = solver.status == "finished" and t == nxt
+            if landed:
+                carry.save_index += 1
+            if spec.save_mode == "steps" or landed:
+                ts.append(t)
+                ys.append(y_new)
+            if restart:
+                self._count(carry, solver, carry.before)
+                carry.solver = None
+            if code != guards.CONTINUE:
+                break
+        if carry.solver is not None:
+            self._count(carry, carry.solver, carry.before)
+            carry.before = {k: int(getattr(carry.solver, k, 0) or 0) for k in carry.counts}
+        k = len(run.y0)
+        return ChunkOut(code, np.asarray(ts), np.asarray(ys).reshape(len(ts), k),
+                        len(ts))
+
+    def step_from(self, runs, t) -> np.ndarray:
+        out = []
+        for run, t1 in zip(runs, np.asarray(t, dtype=np.float64)):
+            t0, y0, _ = run.prev
+            if not t1 > t0:
+                out.append(np.asarray(y0))
+                continue
+            solver = self._make(run, t0, y0, t1)
+            while solver.status == "running":
+                message = solver.step()
+                if solver.status == "failed":
+                    raise FloatingPointError(
+                        f"re-integration to the stop_loss time failed: {message}")
+            out.append(solver.y.copy())
+        return np.stack(out)
+
+    def loss_and_rate(self, runs, ys):
+        out = [loop.point_loss_and_rate(self.spec, jnp.asarray(y), r.member)
+               for r, y in zip(runs, ys)]
+        return np.array([float(o[0]) for o in out]), np.array([float(o[1]) for o in out])
+
+    @staticmethod
+    def point(run) -> tuple[float, np.ndarray]:
+        return float(run.carry.t), np.asarray(run.carry.y)
+
+    @staticmethod
+    def counters(run) -> dict:
+        return {"steps": run.carry.steps, "rejected": 0, **run.carry.counts}
+
+    @staticmethod
+    def sign(run) -> float:
+        return run.carry.sign

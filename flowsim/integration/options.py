@@ -1,0 +1,176 @@
+"""Options of a solve, with their defaults defined once (:class:`SolverOptions`), and
+what the user asks to be saved (:func:`parse_save_at`).
+
+Every entry point (``gradient_flow`` for one start or many, ``flowsim run``, sweeps,
+figures) takes the same :class:`SolverOptions`; a trajectory records them resolved
+(``traj.config["options"]``), and TOML files give them as a ``[solver]`` table
+(:meth:`SolverOptions.from_dict`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+#: diffrax solvers flowsim runs in its compiled loop (implicit ones get a Newton root finder)
+JAX_SOLVERS = ("Kvaerno5", "Kvaerno4", "Kvaerno3", "Tsit5", "Dopri5", "Dopri8")
+#: scipy ``OdeSolver`` classes, the independent cross-check
+SCIPY_SOLVERS = ("Radau", "BDF", "LSODA", "DOP853", "RK45")
+SOLVERS = JAX_SOLVERS + SCIPY_SOLVERS
+AUTO = "auto"
+
+#: controller tolerances ``(rtol, atol)`` when none are given, by coordinates name (and
+#: ``"cp"`` for CP tensor models); everything else takes :data:`BASE_TOLERANCES`.
+#: svd: measured on Theorem 1's regime (loss <= 1e-10), 800-900 steps at depths 2-3
+#: against 1500-7400 at the base tolerances; late in the run the stiffness ratio there
+#: exceeds 1e20. cp: the explicit solver's stability limit, not its accuracy, sets the
+#: step on the stiff stretch, and 1e-8 keeps the error on unobserved entries < 1e-6.
+DEFAULT_TOLERANCES = {"svd": (1e-8, 1e-12), "cp": (1e-8, 1e-12)}
+BASE_TOLERANCES = (1e-10, 1e-14)
+
+PRECISION_POLICIES = ("stop", "continue")
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """How a flow is integrated. Every field has one default, here.
+
+    **Arguments:**
+
+    - `solver`: ``"auto"`` (Kvaerno5 for matrix models, explicit Tsit5 for CP models), a
+      diffrax solver of :data:`JAX_SOLVERS` or a scipy one of :data:`SCIPY_SOLVERS`.
+    - `rtol`, `atol`: the PID step-size controller's tolerances; ``None`` takes
+      :data:`DEFAULT_TOLERANCES` for the coordinates (else :data:`BASE_TOLERANCES`).
+    - `newton_rtol`, `newton_atol`: tolerances of the implicit solvers' Newton iteration
+      on the stage equations (not on the solution: tighter ones made every step fail).
+    - `chunk_steps`: accepted steps per compiled call; between chunks the progress bar
+      moves and the checkpoint is written. The steps taken do not depend on it.
+    - `max_steps`: accepted-step budget of a run (status ``"max_steps"``).
+    - `max_abs`: end a run (status ``"norm_bound"``) once ``max|W_ij|`` reaches this
+      (``inf``: no bound).
+    - `conserved_rtol`: largest drift of the conserved quantities (e.g.
+      ``W_{l+1}^T W_{l+1} - W_l W_l^T``), relative to their scale, before a run ends with
+      status ``"precision_lost"``.
+    - `on_precision_loss`: ``"stop"`` (default) ends a run whose precision is lost;
+      ``"continue"`` records the event in ``traj.stats["precision_events"]`` and goes on.
+    - `lanes`: how many members of a batch are integrated at once (the vmapped width).
+    """
+
+    solver: str = AUTO
+    rtol: float | None = None
+    atol: float | None = None
+    newton_rtol: float = 1e-6
+    newton_atol: float = 1e-8
+    chunk_steps: int = 256
+    max_steps: int = 100_000
+    max_abs: float = 1e12
+    conserved_rtol: float = 1e-6
+    on_precision_loss: str = "stop"
+    lanes: int = 256
+
+    def __post_init__(self):
+        if self.solver != AUTO and self.solver not in SOLVERS:
+            raise ValueError(f"solver must be 'auto' or one of {list(SOLVERS)}, "
+                             f"got {self.solver!r}")
+        for name in ("rtol", "atol", "newton_rtol", "newton_atol", "conserved_rtol",
+                     "max_abs"):
+            value = getattr(self, name)
+            if value is None and name in ("rtol", "atol"):
+                continue
+            unbounded = name == "max_abs" and value == math.inf
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
+                    or not (value > 0 and (math.isfinite(value) or unbounded)):
+                raise ValueError(f"{name} must be a finite number > 0"
+                                 f"{' (or inf)' if name == 'max_abs' else ''}, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        for name in ("rtol", "newton_rtol"):
+            value = getattr(self, name)
+            if value is not None and not value < 1:
+                raise ValueError(f"{name} must be < 1 (a relative tolerance), got {value!r}")
+        for name in ("chunk_steps", "max_steps", "lanes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                    or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        if self.on_precision_loss not in PRECISION_POLICIES:
+            raise ValueError(f"on_precision_loss must be one of {PRECISION_POLICIES}, "
+                             f"got {self.on_precision_loss!r}")
+
+    @classmethod
+    def fields(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "options") -> SolverOptions:
+        """From a plain mapping (e.g. a TOML ``[solver]`` table); unknown keys raise
+        ``ValueError`` naming them and the allowed ones."""
+        unknown = sorted(set(data) - set(cls.fields()))
+        if unknown:
+            raise ValueError(f"{where} has unknown options {unknown}; allowed: "
+                             f"{list(cls.fields())}")
+        return cls(**data)
+
+    def replace(self, **changes) -> SolverOptions:
+        return self.from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def resolve(self, coordinates: str, model_kind: str) -> SolverOptions:
+        """These options with ``solver``, ``rtol`` and ``atol`` made concrete for the
+        coordinates and the model (``"matrix"`` or ``"cp"``)."""
+        solver = self.solver
+        if solver == AUTO:
+            solver = "Tsit5" if model_kind == "cp" else "Kvaerno5"
+        key = "cp" if model_kind == "cp" else coordinates
+        rtol, atol = DEFAULT_TOLERANCES.get(key, BASE_TOLERANCES)
+        return dataclasses.replace(self, solver=solver,
+                                   rtol=rtol if self.rtol is None else self.rtol,
+                                   atol=atol if self.atol is None else self.atol)
+
+
+def make_options(options: SolverOptions | dict | None, overrides: dict) -> SolverOptions:
+    """``options`` (a :class:`SolverOptions`, a mapping or ``None``) with the keyword
+    ``overrides`` applied (``ValueError`` naming an unknown keyword)."""
+    if options is None:
+        options = SolverOptions()
+    elif isinstance(options, dict):
+        options = SolverOptions.from_dict(options)
+    elif not isinstance(options, SolverOptions):
+        raise TypeError(f"options must be a SolverOptions, a dict or None, "
+                        f"got {type(options).__name__}")
+    if overrides:
+        unknown = sorted(set(overrides) - set(SolverOptions.fields()))
+        if unknown:
+            raise TypeError(f"unknown keyword arguments {unknown}; solver options are "
+                            f"{list(SolverOptions.fields())}")
+        options = options.replace(**overrides)
+    return options
+
+
+SAVE_MODES = ("steps", "ends")
+
+
+def parse_save_at(save_at) -> tuple[str, np.ndarray]:
+    """``(mode, times)``: ``"steps"`` (every accepted step), ``"ends"`` (the initial and
+    the final point) or ``"times"`` with the increasing finite times ``> 0`` the solver
+    steps onto (no interpolation)."""
+    if isinstance(save_at, str):
+        if save_at not in SAVE_MODES:
+            raise ValueError(f"save_at must be one of {SAVE_MODES} or an increasing "
+                             f"sequence of times > 0, got {save_at!r}")
+        return save_at, np.zeros(0)
+    try:
+        times = np.asarray(save_at, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"save_at must be one of {SAVE_MODES} or an increasing sequence "
+                         f"of times > 0, got {save_at!r}") from exc
+    if times.ndim != 1 or times.size == 0 or not np.all(np.isfinite(times)) \
+            or times.min() <= 0 or np.any(np.diff(times) <= 0):
+        raise ValueError("save_at times must be a non-empty, strictly increasing 1-d "
+                         "sequence of finite times > 0")
+    return "times", times
