@@ -2,18 +2,17 @@
 
 Proposition 3 (random det sign, P = 1/2) and Theorem 1 (det > 0: |W11| sqrt(2 loss) -> 1)
 statistics over ``--runs`` seeds (default 1000, product scale 1e-3, no det-sign
-conditioning), as one batched sweep (``flowsim.sweep``). Compile time and warm time are
+conditioning), as one batched sweep (``flowsim.experiments.sweep``). Compile time and warm time are
 reported separately (the sweep runs twice in this process: compile = first - second),
 with the ratio against one-at-a-time ``gradient_flow`` on the first ``--baseline`` seeds,
 timed warm in the same process and scaled per run. ``--dask`` reruns the sweep on an
 embedded Dask LocalCluster and checks that every result column is identical.
 
     .venv/bin/python bench/bench_sweep.py [--runs 1000] [--baseline 20] [--dask]
-        [--coordinates svd|factors] [--rtol 1e-8] [--atol 1e-12]
+        [--coordinates auto|svd|factors] [--rtol 1e-8] [--atol 1e-12]
 
-Defaults: svd coordinates (4 numbers and a sign per member instead of 18 factor entries,
-det's sign exact) at rtol 1e-8 / atol 1e-12: half the steps of rtol 1e-10 (measured on 256
-members: 29.6 s against 60.0 s warm), and |W11| sqrt(2 loss) agrees to 1e-7.
+Defaults: flowsim's defaults (coordinates "auto", which takes the sign-exact svd
+coordinates for these starts, at their default tolerances rtol 1e-8 / atol 1e-12).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import flowsim as fs
-from flowsim.sweep import RESULT_COLUMNS, SweepConfig, format_summary, run_sweep
+from flowsim.experiments.sweep import RESULT_COLUMNS, SweepConfig, format_summary, run_sweep
 
 
 def timed(fn):
@@ -45,17 +44,17 @@ def main():
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--dask", action="store_true", help="also run on a Dask LocalCluster")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--coordinates", default="svd", help="svd (default) or factors")
-    parser.add_argument("--rtol", type=float, default=1e-8)
-    parser.add_argument("--atol", type=float, default=1e-12)
+    parser.add_argument("--coordinates", default="auto", help="auto (default), svd or factors")
+    parser.add_argument("--rtol", type=float, default=None)
+    parser.add_argument("--atol", type=float, default=None)
     args = parser.parse_args()
 
     config = SweepConfig(
         grid={"depth": 3, "init": "balanced", "scale": 1e-3, "det_sign": "none",
               "stop_loss": 1e-6, "coordinates": args.coordinates, "rtol": args.rtol,
               "atol": args.atol},
-        settings={"repetitions": args.runs, "batch_size": args.batch_size,
-                  "lanes": args.lanes})
+        settings={"repetitions": args.runs, "batch_size": args.batch_size},
+        solver=fs.SolverOptions(lanes=args.lanes))
     tmp = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     first, t_first, cpu_first = timed(lambda: run_sweep(config, tmp / "first.npz",
                                                         progress=False))
@@ -81,7 +80,7 @@ def main():
     scaled = np.abs(c["w_final"][:, 0, 0]) * np.sqrt(2 * c["loss_final"])
 
     print(f"sweep: {args.runs} balanced depth-3 inits (scale 1e-3, random det sign) to loss "
-          f"1e-6, {args.coordinates} coordinates, rtol {args.rtol:g}, atol {args.atol:g}, "
+          f"1e-6, {args.coordinates} coordinates, rtol {args.rtol}, atol {args.atol}, "
           f"lanes {args.lanes}, batch_size {args.batch_size}")
     print(f"  first sweep (compile + run) {t_first:8.2f} s wall, {cpu_first:8.2f} s CPU")
     print(f"  warm sweep                  {t_warm:8.2f} s wall, {cpu_warm:8.2f} s CPU "
@@ -112,7 +111,7 @@ def main():
     print(format_summary(warm.summary(), ["scale"]))
 
     if args.dask:
-        from flowsim.distributed import run_sweep_dask
+        from flowsim.experiments.distributed import run_sweep_dask
 
         dist, t_dask, _ = timed(lambda: run_sweep_dask(config, tmp / "dask.npz",
                                                     n_workers=args.workers, progress=False))

@@ -8,7 +8,7 @@ Parts:
 1. Compile vs warm: the first grid run (compiles the chunk solve) timed cold and again
    warm, for the flow and for the NumPy loop.
 2. The whole tf grid, warm: every ``("tf", n, std, trial)`` run solved by
-   :func:`flowsim.tensor.figure2.solve_one` (exact gradient flow, explicit Tsit5, to MSE
+   :func:`flowsim.experiments.figure2.solve_one` (exact gradient flow, explicit Tsit5, to MSE
    ``stop_mse``, 1e-10 by default) and by :func:`numpy_reference_gd` (adaptive global step,
    stop at MSE < 1e-6 at 3 checks in a row every 100 iterations, App. F.2), from the same
    init. Totals, ratio, median errors.
@@ -16,7 +16,7 @@ Parts:
    tensor): tf results and memorizers, at rtol 1e-2 and at the reference criterion.
 4. With ``--engines``: one stiff run (n = 200, init 1e-2, trial 0) through
    :func:`flowsim.gradient_flow` (every step saved) vs the grid's engine
-   (``batched_gradient_flow``, one lane, ``keep="ends"``); the stiff alternatives: scipy
+   (``gradient_flow(..., save_at="ends")``); the stiff alternatives: scipy
    BDF and LSODA with the dense jax Jacobian (through ``gradient_flow``), Kvaerno5 with
    its dense Newton for 8 steps, and Kvaerno5 with a matrix-free Newton-Krylov (lineax
    GMRES, JVPs only; a bare ``diffrax.diffeqsolve``, which ``gradient_flow`` cannot
@@ -34,10 +34,9 @@ import time
 import numpy as np
 
 import flowsim as fs
-from flowsim.sweep import batched_gradient_flow
+from flowsim.experiments import figure2 as fig2
+from flowsim.parameterization import cp_subscripts
 from flowsim.tensor import CPFactorization, cp_gaussian_init
-from flowsim.tensor import figure2 as fig2
-from flowsim.tensor.cp import cp_subscripts
 from flowsim.tensor.descent import mse_to_loss
 
 
@@ -145,9 +144,8 @@ def engines(config, data):
     for name, fn in (
             ("gradient_flow (all steps)", lambda **o: fs.gradient_flow(
                 problem, model, params, solver="Tsit5", **kw, **o)),
-            ("batched, 1 lane, ends", lambda **o: batched_gradient_flow(
-                problem, model, [params], solver="Tsit5", lanes=1, keep="ends", **kw,
-                **o)[0])):
+            ("end points only", lambda **o: fs.gradient_flow(
+                problem, model, params, solver="Tsit5", save_at="ends", **kw, **o))):
         fn(max_steps=256)
         traj, warm = _timed(lambda fn=fn: fn(max_steps=config.max_steps))
         print(f"   Tsit5 {name:26s} {warm:7.2f} s, {traj.stats['steps']} steps "

@@ -109,14 +109,14 @@ save(fig, "01_norms_and_erank.png")
 # %% [markdown]
 # ## Phase portrait of many starts (animation)
 # Eight random balanced starts (no conditioning: Proposition 3 says half have det > 0),
-# integrated together by one vmapped solve (`flowsim.batched_gradient_flow`). In the
+# integrated together by one vmapped solve (`fs.gradient_flow` on a list of starts). In the
 # `(W11, W22)` plane the det > 0 runs ride the hyperbola `W11 W22 = W12 W21 -> 1` out to
 # infinity; the det < 0 runs stop at finite points of the solution line `W22 = 0`.
 
 # %%
 starts = [fs.balanced_init(model, seed=s, scale=1e-3) for s in range(8)]
-trajs = fs.batched_gradient_flow(problem, model, starts, stop_loss=max(STOP, 1e-5),
-                                 chunk_steps=256, lanes=4, progress=False)
+trajs = fs.gradient_flow(problem, model, starts, stop_loss=max(STOP, 1e-5), lanes=4,
+                         progress=False)
 signs = [int(tr.det_sign[0]) for tr in trajs]
 print("det W(0) signs:", signs)
 

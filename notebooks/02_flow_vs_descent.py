@@ -20,7 +20,7 @@
 # 1. At equal time, GD deviates from the flow by O(lr): GD is Euler's method on Eq. (4).
 # 2. Late in the run the flow gets stiff: the sharpness grows like `|W11|^(2 - 2/L)`, and
 #    fixed-step GD can only follow the flow down to a loss of about `1/2 (lr/2)^(L/(L-1))`
-#    (NUMERICS.md). Below that it diverts: it settles where the flow would keep going.
+#    (docs/numerics.md). Below that it diverts: it settles where the flow would keep going.
 
 # %%
 import matplotlib.pyplot as plt

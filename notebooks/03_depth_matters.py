@@ -25,7 +25,7 @@
 #   The deeper the factorization, the sharper the separation of the singular values.
 #
 # Depth 2 is where plain coordinates fail: `det W` decays super-polynomially and in float64
-# factor coordinates its sign is lost (NUMERICS.md). The singular-value coordinates
+# factor coordinates its sign is lost (docs/numerics.md). The singular-value coordinates
 # (`coordinates="svd"`, with `log det W` as a coordinate) keep it.
 
 # %%
@@ -42,13 +42,13 @@ problem = fs.paper_problem()
 SVD = "svd" if "svd" in fs.COORDINATES else "factors"
 
 
-def run(depth, coordinates=None, scale=1e-3, stop_loss=STOP):
+def run(depth, coordinates=None, scale=1e-3, stop_loss=STOP, **options):
     """Flow from the balanced start with det > 0 (depth 1: plain least squares)."""
     model = fs.DeepMatrixFactorization((2, 2), depth=depth)
     coords = "factors" if depth == 1 else (coordinates or SVD)
     params = fs.balanced_init(model, seed=0, scale=scale, det_sign=+1)
     return fs.gradient_flow(problem, model, params, coordinates=coords, stop_loss=stop_loss,
-                            solver=SOLVER, progress=False)
+                            solver=SOLVER, progress=False, **options)
 
 
 runs = {depth: run(depth) for depth in (1, 2, 3, 4)}
@@ -81,12 +81,14 @@ save(fig, "03_singular_values.png")
 # %% [markdown]
 # ## The sign of det at depth 2: factor coordinates vs singular-value coordinates
 # The same depth-2 start integrated in both. Once `|det W|` falls below ~1e-16 of `||W||^2`
-# the factor coordinates cannot resolve its sign; the run switches branch and `|W11|`
-# stalls at a finite value. The `svd` coordinates carry `log det W` and the sign
-# exactly, so `|W11|` keeps growing like `1/sqrt(2 loss)`.
+# the factor coordinates cannot resolve its sign. flowsim then ends such a run with status
+# `precision_lost`; here we ask it to go on (`on_precision_loss="continue"`) to show what
+# happens: the run switches branch and `|W11|` stalls at a finite value. The `svd`
+# coordinates carry `log det W` and the sign exactly, so `|W11|` keeps growing like
+# `1/sqrt(2 loss)`.
 
 # %%
-depth2 = {"factors": run(2, "factors"), SVD: runs[2]}
+depth2 = {"factors": run(2, "factors", on_precision_loss="continue"), SVD: runs[2]}
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
 for i, (name, traj) in enumerate(depth2.items()):
     t, sign = traj.t[1:], traj.det_sign[1:]

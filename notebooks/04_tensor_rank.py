@@ -20,7 +20,7 @@
 # unobserved entries almost exactly; the "linear" memorizer (observed entries kept, the
 # rest 0) has high rank. The implicit regularization lowers *rank*, not a norm.
 #
-# This is Figure 2's protocol (`flowsim.tensor.figure2`) on a small grid.
+# This is Figure 2's protocol (`flowsim.experiments.figure2`) on a small grid.
 
 # %%
 import matplotlib.pyplot as plt
@@ -29,7 +29,7 @@ from _notebook import FIGURES, QUICK, in_kernel, save
 
 import flowsim as fs
 from flowsim.tensor import CPFactorization, cp_gaussian_init, cp_rank
-from flowsim.tensor import figure2 as fig2
+from flowsim.experiments import figure2 as fig2
 
 config = fig2.Figure2Config(
     order=3, dim=4 if QUICK else 8,

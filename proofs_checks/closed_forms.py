@@ -1,7 +1,7 @@
 """Closed forms on the solution set S (Eq. 7) and the exact/numeric test for "even in w,
 monotone in |w|" shared by Propositions 1 and 2.
 
-On ``S = {[[w, 1], [1, 0]]}`` (appendix_notes section 2) the singular values are
+On ``S = {[[w, 1], [1, 0]]}`` (docs/derivations.md, S) the singular values are
 ``sigma_{1,2} = (sqrt(w^2 + 4) +- |w|) / 2``. Every quantity here is a sympy expression in
 the real symbol :data:`W` so a check can take a (possibly wrong) closed form as input.
 """
@@ -42,7 +42,7 @@ def solution_matrices(ws) -> np.ndarray:
 
 
 def singular_values_on_s(w=W) -> tuple[sp.Expr, sp.Expr]:
-    """appendix_notes section 2: ``sigma_{1,2} = (sqrt(w^2 + 4) +- |w|) / 2``."""
+    """docs/derivations.md, S: ``sigma_{1,2} = (sqrt(w^2 + 4) +- |w|) / 2``."""
     root = sp.sqrt(w**2 + 4)
     return (root + sp.Abs(w)) / 2, (root - sp.Abs(w)) / 2
 

@@ -1,5 +1,5 @@
 """Lemmas 4 and 5 (App. G.2.1) checked at points of factor-coordinate trajectories
-(appendix_notes 10.2, 10.3). Balanced initialization is their hypothesis: fed unbalanced
+(docs/derivations.md, "Lemmas 4 and 5 as used"). Balanced initialization is their hypothesis: fed unbalanced
 factors, both checks fail.
 
 - Lemma 4: ``dW/dt = sum_j A_j (-dphi/dW_j) B_j`` (from the factors, ``A_j = W_N ..

@@ -2,7 +2,7 @@
 (footnote 2: ``||x + y|| <= c (||x|| + ||y||)``; c = 1 for norms).
 
 For p < 1 both the Schatten-p and the entrywise l_p quasi-norms satisfy
-``||x + y||^p <= ||x||^p + ||y||^p``, hence c = ``2^{1/p - 1}`` (appendix_notes 10.6).
+``||x + y||^p <= ||x||^p + ||y||^p``, hence c = ``2^{1/p - 1}`` (docs/derivations.md).
 Every norm maps ``(..., 2, 2)`` arrays to ``(...)`` values.
 """
 

@@ -13,7 +13,7 @@ Checks (each a pure function of its inputs):
   ``2^{1/p}`` at w = 0 (1 for p = inf), agreeing with ``flowsim.schatten_norm``.
 - :func:`check_epsilon_minimizers`: for any (quasi-)norm with constant c, the
   eps-minimizers on S have ``|w| <= c (2 ||e12 + e21|| + eps) / ||e11||``
-  (appendix_notes section 2), evaluated numerically for non-Schatten norms.
+  (docs/derivations.md, S), evaluated numerically for non-Schatten norms.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def check_schatten_minimizer(sigma1: sp.Expr, sigma2: sp.Expr, p) -> CheckResult
 def check_epsilon_minimizers(norm: Norm, eps: float, w_max: float = 1e4) -> CheckResult:
     """eps-minimizers of ``norm`` along S lie in the bounded interval
     ``|w| <= c (2 ||e12 + e21|| + eps) / ||e11||`` (quasi-triangle inequality with
-    constant ``norm.c``; appendix_notes section 2). Fails if the set reaches the edge of
+    constant ``norm.c``; docs/derivations.md, S). Fails if the set reaches the edge of
     the searched range ``[-w_max, w_max]`` (unbounded) or leaves the interval (wrong c)."""
     grid = np.unique(np.concatenate([-np.geomspace(w_max, 1e-6, 4000), [0.0],
                                      np.geomspace(1e-6, w_max, 4000), np.linspace(-50, 50, 2001)]))

@@ -1,12 +1,12 @@
 """Proposition 4: depth 2, W(0) = alpha I with alpha in (0, 1]: the loss tends to 0.
 
-appendix_notes section 8. For symmetric positive definite W, Lemma 4 at N = 2 reads
+docs/derivations.md, E. For symmetric positive definite W, Lemma 4 at N = 2 reads
 ``W' = -(G sqrt(W^T W) + sqrt(W W^T) G)`` with ``G = mask * (W - B)``; sympy derives the
 entry ODE of ``W = [[x, y], [y, z]]`` from it, using the closed form ``sqrt(M) = (M +
 sqrt(det M) I) / sqrt(tr M + 2 sqrt(det M))`` for PSD 2x2 M, and shows
 ``d/dt log det W = -2 z`` (so det W never reaches 0: W stays positive definite).
 Integration uses ``(x, y, log det W)`` as state, which keeps det's sign exactly (det
-cancels in float64 once it is ~1e-16, NUMERICS.md), and is cross-checked against
+cancels in float64 once it is ~1e-16, docs/numerics.md), and is cross-checked against
 ``flowsim.gradient_flow`` on the factors of :func:`flowsim.identity_init`.
 """
 
@@ -23,7 +23,7 @@ CLAIM = "Proposition 4"
 X, Y = sp.symbols("x y", real=True)
 Z, D = sp.symbols("z D", positive=True)  # z = W22 > 0 and D = det W > 0 on the PD cone
 
-#: the entry ODE as written in appendix_notes section 8 (the statement checked)
+#: the entry ODE as written in docs/derivations.md, E (the statement checked)
 STATED = (-2 * Y * (Y - 1), -((Y - 1) * (X + Z) + Y * Z), -2 * (Y * (Y - 1) + Z**2))
 
 

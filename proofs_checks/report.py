@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import norms, theorem1, theorem2
-from .result import _jsonable
+from .result import jsonable
 from .runner import Outcome
 
 COLUMNS = ("claim", "check", "margin", "result")
@@ -48,7 +48,7 @@ def _markdown(outcome: Outcome, figures: list[str]) -> str:
              f"{len(outcome.results)} checks passed.", "",
              "Margin = smallest slack of the checked statement (>= 0 iff it holds), in the "
              "statement's units. Source: paper = statement/constant as printed in the main "
-             "text; derived = appendix_notes.md's derived bound (the paper's own constant is "
+             "text; derived = docs/derivations.md's derived bound (the paper's own constant is "
              "unknown or garbled in our copy); numeric = cross-check.", "",
              "| claim | check | source | evidence | margin | result |",
              "|---|---|---|---|---|---|"]
@@ -139,6 +139,6 @@ def write_report(outcome: Outcome, folder) -> Path:
     plan["coordinates"] = {str(d): c for d, c in outcome.plan.coordinates.items()}
     payload = {"passed": outcome.passed, "plan": plan, "seconds": outcome.seconds,
                "results": [r.to_dict() for r in outcome.results], "figures": figures}
-    (folder / "report.json").write_text(json.dumps(_jsonable(payload), indent=1))
+    (folder / "report.json").write_text(json.dumps(jsonable(payload), indent=1))
     (folder / "report.md").write_text(_markdown(outcome, figures))
     return folder

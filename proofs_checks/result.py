@@ -30,7 +30,7 @@ class CheckResult:
     - `margin`: the smallest slack (``>= 0`` iff the check holds).
     - `passed`: the verdict.
     - `source`: ``"paper"`` (statement or constant as the paper gives it), ``"derived"``
-      (appendix_notes' derived form, paper's own constant unknown) or ``"numeric"``.
+      (docs/derivations.md, paper's own constant unknown) or ``"numeric"``.
     - `data`: JSON-able numbers for the report.
     """
 
@@ -49,7 +49,7 @@ class CheckResult:
     def to_dict(self) -> dict:
         return {"claim": self.claim, "check": self.check, "evidence": self.evidence,
                 "margin": _json_float(self.margin), "passed": bool(self.passed),
-                "source": self.source, "data": _jsonable(self.data)}
+                "source": self.source, "data": jsonable(self.data)}
 
 
 def slack_result(claim: str, check: str, slack, evidence: str, *, source: str = "paper",
@@ -86,11 +86,11 @@ def _json_float(x) -> float | str:
     return x if math.isfinite(x) else str(x)
 
 
-def _jsonable(obj):
+def jsonable(obj):
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, (bool, np.bool_)):
         return bool(obj)
     if isinstance(obj, (int, np.integer)):
@@ -98,5 +98,5 @@ def _jsonable(obj):
     if isinstance(obj, (float, np.floating)):
         return _json_float(obj)
     if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
+        return jsonable(obj.tolist())
     return obj if obj is None or isinstance(obj, str) else str(obj)

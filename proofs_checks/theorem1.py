@@ -5,7 +5,7 @@ balanced init, det W(0) > 0), with s = sqrt(2 l):
 - (D2) ``|W11| >= 1/sqrt(2 l) - 2``.
 - (8) ``||W|| >= a / sqrt(l) - b`` for norms and quasi-norms, with the constants
   of the paper's main text (``a = ||e11|| / (sqrt2 c)``, ``b = max{sqrt2 a,
-  8 c^2 max_ij ||e_i e_j^T||}``) and with the derived ones of appendix_notes D3.
+  8 c^2 max_ij ||e_i e_j^T||}``) and with the derived ones of docs/derivations.md D3.
 - (10) ``D(W, M_1) = sigma_min <= C sqrt(l)``, derived C = sqrt2 (D4).
 - (9) ``erank <= 1 + C sqrt(l)``, derived C = 4 sqrt2 (D5); the paper's constant is
   garbled in our copy, so only the derived one is checked.
@@ -29,7 +29,7 @@ from .result import CheckResult, slack_result
 
 CLAIM = "Theorem 1"
 
-#: derived constants (appendix_notes D4, D5)
+#: derived constants (docs/derivations.md D4, D5)
 DISTANCE_CONSTANT = math.sqrt(2.0)
 ERANK_CONSTANT = 4.0 * math.sqrt(2.0)
 
@@ -42,7 +42,7 @@ def paper_constants(norm: Norm) -> tuple[float, float]:
 
 
 def derived_constants(norm: Norm) -> tuple[float, float]:
-    """(a, b) of appendix_notes D3: ``a = ||e11|| / (sqrt2 c)``, ``b = 2 ||e11|| / c +
+    """(a, b) of docs/derivations.md D3: ``a = ||e11|| / (sqrt2 c)``, ``b = 2 ||e11|| / c +
     c^2 (1.5 (||e12|| + ||e21||) + 0.5 ||e22||)``."""
     c, n = norm.c, norm.basis_norm
     a = n(0, 0) / (math.sqrt(2.0) * c)

@@ -1,10 +1,10 @@
 """Theorem 2 (App. C): perturbed observations b12, b21 != 0, any b22, balanced init with
-det W(0) of the sign of b12 b21. appendix_notes section 4 (derived constants), with
+det W(0) of the sign of b12 b21. docs/derivations.md, T2 (derived constants), with
 s = sqrt(2 l) < min(|b12|, |b21|):
 
 - ``|W11| >= (|b12| - s)(|b21| - s) / (|b22| + s)``, and ``sign(W11 W22) = sign(b12 b21)``;
 - det W keeps the sign of b12 b21 (Lemma 5, as in Theorem 1);
-- the limit, two outcomes (appendix_notes 10.10): (a) W22 ends on b22's side: l -> 0 and
+- the limit, two outcomes (docs/derivations.md): (a) W22 ends on b22's side: l -> 0 and
   W11 -> beyond the rank-1 solution ``w* = b12 b21 / b22`` (``|W11| -> >= |w*|``);
   (b) W22 ends on the other side: l stays >= b22^2 / 2 and |W11| keeps growing.
   For b22 = 0 both give ``|W11| -> inf``.

@@ -88,7 +88,7 @@ def theorem2_runs(b22s, depth: int, scale: float, coordinates: str, t_max: float
                   b12: float = -2.0, b21: float = 0.5) -> list[Run]:
     """Perturbed problems (Theorem 2), det W(0) of the sign of b12 b21, one init with
     W22(0) > 0 and one with W22(0) < 0 per b22 (they end in different outcomes,
-    appendix_notes 10.10)."""
+    docs/derivations.md)."""
     sign = int(np.sign(b12 * b21))
     seeds = {w22: seed_with_w22_sign(scale, w22) for w22 in (+1, -1)}
     runs = []

@@ -7,6 +7,7 @@ the batching and the driver are the ones every sweep uses.
 import numpy as np
 import pytest
 
+from flowsim import SolverOptions
 from flowsim.experiments.distributed import dask_client, run_sweep_dask
 from flowsim.experiments.sweep import RESULT_COLUMNS, SweepConfig, SweepResults, run_sweep
 
@@ -14,8 +15,8 @@ from flowsim.experiments.sweep import RESULT_COLUMNS, SweepConfig, SweepResults,
 def config():
     return SweepConfig(grid={"depth": 2, "scale": 0.1, "solver": "Tsit5", "rtol": 1e-8,
                              "atol": 1e-12, "stop_loss": 1e-3, "b22": [0.0, 0.1]},
-                       settings={"problem": "perturbed", "repetitions": 4, "batch_size": 4,
-                                 "lanes": 4})
+                       settings={"problem": "perturbed", "repetitions": 4, "batch_size": 4},
+                       solver=SolverOptions(lanes=4))
 
 
 @pytest.fixture(scope="module")

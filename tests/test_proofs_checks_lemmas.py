@@ -11,7 +11,8 @@ PROBLEM = fs.paper_problem()
 def balanced_points(request):
     model = fs.DeepMatrixFactorization((2, 2), request.param)
     params = fs.balanced_init(model, seed=1, scale=1e-2, det_sign=+1)
-    traj = fs.gradient_flow(PROBLEM, model, params, stop_loss=3e-2, progress=False)
+    traj = fs.gradient_flow(PROBLEM, model, params, stop_loss=3e-2, coordinates="factors",
+                            progress=False)
     idx = np.unique(np.linspace(0, len(traj) - 1, 25).astype(int))
     return [tuple(layer[i] for layer in traj.factors) for i in idx]
 

@@ -51,10 +51,13 @@ def test_bounds_fail_when_det_starts_negative(negative_det):
 
 
 def test_det_check_catches_the_depth2_factor_coordinate_sign_loss():
-    # NUMERICS.md: factor coordinates lose det's sign near loss 1e-2 at depth 2
+    # factor coordinates lose det's sign near loss 1e-2 at depth 2 (docs/numerics.md);
+    # flowsim ends the run there, keeping the point with the wrong sign
     model = fs.DeepMatrixFactorization((2, 2), 2)
     params = fs.balanced_init(model, seed=0, scale=1e-3, det_sign=+1)
-    traj = fs.gradient_flow(fs.paper_problem(), model, params, stop_loss=1e-3, progress=False)
+    traj = fs.gradient_flow(fs.paper_problem(), model, params, stop_loss=1e-3,
+                            coordinates="factors", progress=False)
+    assert traj.status == "precision_lost"
     r = theorem1.check_det_positive(traj.det_sign, traj.log_abs_det, traj.loss)
     assert not r.passed and r.data["violations"] > 0
 

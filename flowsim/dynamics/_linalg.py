@@ -4,7 +4,7 @@ Lemma 4's right-hand side is built from fractional powers ``lambda^a`` of the ei
 of ``W W^T`` and ``W^T W``; its derivative (what the implicit solver's Newton iteration
 needs) is built from their *divided differences* ``(x^a - y^a) / (x - y)``
 (Daleckii-Krein). Written naively these lose every digit when ``x ~ y`` and are ``0/0`` at
-``x = y``; NUMERICS.md measured that an eigendecomposition differentiated by jax makes
+``x = y``; docs/numerics.md records that an eigendecomposition differentiated by jax makes
 Kvaerno5 fail. Here they are written in terms of ``ell = log(x_max / x_min) >= 0``:
 
     (x^a - y^a) / (x - y) = x_max^(a - 1) * (1 - e^(-a ell)) / (1 - e^(-ell)),

@@ -1,6 +1,6 @@
 """Product coordinates: the end-to-end ODE of Lemma 4 on ``W = W_L ... W_1`` itself.
 
-Lemma 4 (Arora, Cohen & Hazan 2018, Thm 1; appendix_notes.md section 8): under gradient
+Lemma 4 (Arora, Cohen & Hazan 2018, Thm 1; docs/derivations.md, E): under gradient
 flow from a *balanced* initialization (Eq. 5),
 
     dW/dt = - sum_{j=1}^{L} (W W^T)^{(j-1)/L} grad l(W) (W^T W)^{(L-j)/L}.

@@ -2,7 +2,7 @@
 coordinate, so the sign of ``det W`` is preserved by construction.
 
 Write ``W = E W~`` with ``E = diag(1, eps)``, ``eps = sign det W`` (constant along the
-flow: Lemma 5 / (D1) in appendix_notes.md), so that ``det W~ > 0``, and take the SVD
+flow: Lemma 5 / (D1) in docs/derivations.md), so that ``det W~ > 0``, and take the SVD
 ``W~ = R(theta) diag(s1, s2) R(phi)^T`` with rotations ``R`` and ``s1 >= s2 > 0``. Splitting
 ``W~`` into its conformal and anticonformal parts,
 
@@ -16,7 +16,7 @@ Everything is recovered without cancellation: ``p = sqrt(q^2 + e^delta)``,
 go to ``exp(-1000)`` and below while ``W``'s entries stay O(1). The usual SVD angles
 ``(theta, phi, log s1, log s2)`` are singular where ``s1 = s2`` (the angle ``beta`` is then
 undefined and ``theta' ~ 1/(s1^(2/L) - s2^(2/L))``: the stall at ``W(0) = 0.1 I`` reported
-in NUMERICS.md); ``z`` is ``(q, beta)`` in Cartesian form, which is regular there.
+in docs/numerics.md); ``z`` is ``(q, beta)`` in Cartesian form, which is regular there.
 
 Dynamics. Lemma 4 in the singular bases is ``U^T W~' V = -K o (U^T G~ V)`` with
 ``G~ = E grad l(W)`` and ``K_rk = sum_j s_r^{2(j-1)/L} s_k^{2(L-j)/L}``. With
@@ -47,7 +47,8 @@ the off-diagonal part of Lemma 4 the angles:
 (regular away from ``s1 = s2``; below ``log(s1/s2) = 0.5`` the state goes back). Every
 entry of ``W~`` is then a sum of products of accurate numbers, and depth 2 and 3 reach loss
 1e-12 in 800-900 steps. The state carries its chart as a sixth entry; the integrators
-change chart between chunks of steps (:meth:`SVDCoordinates.rechart`).
+change chart after any accepted step that crosses a threshold, inside the compiled step
+loop (:meth:`SVDCoordinates.rechart`).
 
 Only 2x2 products: that is Theorem 1's setting, and the conformal/anticonformal split
 that keeps the equal-singular-value start regular is special to 2x2 (for ``d > 2`` the
@@ -71,11 +72,6 @@ from .product import require_balanced
 
 _ATANH_BELOW = 0.5  # q/p below which log(s1/s2) = 2 atanh(q/p) (no cancellation)
 
-#: Controller tolerances for runs deep into Theorem 1's regime (loss <= 1e-10). Measured
-#: (bench/bench_theorem_regime.py, scale 1e-3, seeds 0-3, to loss 1e-12): 800-900 accepted
-#: steps at depths 2-3, against 1500-7400 with gradient_flow's defaults (rtol 1e-10,
-#: atol 1e-14); late in the run the stiffness ratio exceeds 1e20.
-THEOREM_TOLERANCES = {"rtol": 1e-8, "atol": 1e-12}
 
 
 def _rotation(angle):
@@ -287,10 +283,12 @@ class SVDCoordinates(Coordinates):
         regular stand-in state, so neither it nor its derivatives produce NaN."""
         is_polar = y[5] > 0.5
         base = y[:5]
-        return jax.lax.cond(
-            is_polar,
-            lambda: polar(jnp.where(is_polar, base, jnp.asarray(_SAFE_POLAR))),
-            lambda: conformal(jnp.where(is_polar, jnp.asarray(_SAFE_CONFORMAL), base)))
+        # both branches, then a select (not lax.cond): the arithmetic is then the same
+        # whether a solve runs alone or vmapped over lanes (vmap turns a cond into this
+        # select anyway), so a batched member takes its single run's steps exactly
+        as_polar = polar(jnp.where(is_polar, base, jnp.asarray(_SAFE_POLAR)))
+        as_conformal = conformal(jnp.where(is_polar, jnp.asarray(_SAFE_CONFORMAL), base))
+        return jax.tree.map(lambda a, b: jnp.where(is_polar, a, b), as_polar, as_conformal)
 
     def product(self, y):
         e = jnp.array([1.0, y[4]])[:, None]

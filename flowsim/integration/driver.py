@@ -59,7 +59,10 @@ class Run:
     ts: list = field(default_factory=list)
     ys: list = field(default_factory=list)
     carry: object = None
-    prev: tuple | None = None
+    prev: object = None
+    loss: float = math.nan
+    rate: float = math.nan
+    prev_loss: float = math.nan
     stats: dict = field(default_factory=dict)
     failure: str | None = None
     trajectory: Trajectory | None = None
@@ -182,7 +185,7 @@ class Solve:
         else:
             n_keep = len(raw_t)
             t, states = raw_t, raw_y
-            if not carry_saved:
+            if t_c > raw_t[-1]:
                 t, states = np.append(t, t_c), np.concatenate([states, y_c[None, :]])
         stats = {**(engine.counters(run) if run.carry is not None else
                     {"steps": 0, "rejected": 0}), **run.stats}
@@ -200,7 +203,7 @@ class Solve:
         t_c, y_c = engine.point(run)
         carry_saved = bool(raw_t[-1] == t_c and np.array_equal(raw_y[-1], y_c))
         t, states = raw_t, raw_y
-        if not carry_saved:
+        if t_c > raw_t[-1]:
             t, states = np.append(t, t_c), np.concatenate([states, y_c[None, :]])
         stats = {**engine.counters(run), **run.stats, "wall_s": wall}
         traj = trajectory_from_states(
@@ -215,8 +218,8 @@ class Solve:
     # -- verdicts --------------------------------------------------------------------
     def precision_event(self, run: Run, engine, kind: str, detail: str) -> bool:
         """Record a loss of precision; ``True`` when the run must end."""
-        t, y = engine.point(run)
-        loss = float(engine.loss_and_rate([run], [y])[0][0])
+        t, _ = engine.point(run)
+        loss = run.loss
         message = (f"precision lost at t={t:.6g} (loss {loss:.3e}, step "
                    f"{engine.counters(run)['steps']}) in coordinates="
                    f"{self.coords.name!r}: {detail}")
@@ -237,7 +240,7 @@ class Solve:
         """A change of sign of det W at the last step: the flow's own crossing (go on) or
         rounding (a precision event). ``True`` when the run must end."""
         t_b, y_b = engine.point(run)
-        t_a, y_a = float(run.prev[0]), np.asarray(run.prev[1])
+        t_a, y_a = engine.prev_point(run)
         tol = (self.options.rtol, self.options.atol)
         res_a, res_b = self.coords.resolution(y_a, *tol), self.coords.resolution(y_b, *tol)
         sign_b = engine.sign(run)
@@ -269,51 +272,50 @@ class Solve:
     # -- stop location ---------------------------------------------------------------
     def locate(self, runs: list[Run], engine, max_iter: int = 8):
         """Stop points of ``runs`` whose last step crossed their stop loss (module doc),
-        vectorized over the runs: ``(t, y)`` rows."""
+        vectorized over the runs: ``(t, y, loss)`` rows."""
         stop = np.array([r.stop_loss for r in runs], dtype=np.float64)
-        t_a = np.array([float(r.prev[0]) for r in runs])
-        y_a = np.stack([np.asarray(r.prev[1]) for r in runs])
+        t_a = np.array([engine.prev_point(r)[0] for r in runs])
         t_b = np.array([engine.point(r)[0] for r in runs])
-        y_b = np.stack([engine.point(r)[1] for r in runs])
-        f_a = np.log(engine.loss_and_rate(runs, y_a)[0] / stop)
-        f_b = np.log(engine.loss_and_rate(runs, y_b)[0] / stop)
+        y = np.stack([engine.point(r)[1] for r in runs])
+        loss = np.array([r.loss for r in runs])
+        f_a = np.log(np.array([r.prev_loss for r in runs]) / stop)
+        f_b = np.log(loss / stop)
         lo, hi = t_a.copy(), t_b.copy()
         differ = f_a != f_b
         t = np.where(differ, t_a + (t_b - t_a) * f_a / np.where(differ, f_a - f_b, 1.0), t_b)
-        y = y_b.copy()
         active = np.ones(len(runs), dtype=bool)
+        rate = np.array([r.rate for r in runs])
         for _ in range(max_iter):
-            y = np.where(active[:, None], y_b, y)
             cut = active & (t < t_b)
             if cut.any():
                 idx = np.flatnonzero(cut)
-                y[idx] = engine.step_from([runs[i] for i in idx], t[idx])
-            loss, rate = engine.loss_and_rate(runs, y)
+                y[idx], loss[idx], rate[idx] = engine.cut([runs[i] for i in idx], t[idx])
             f = np.log(loss / stop)
-            active &= ~(np.abs(f) < STOP_LOG_TOL)
+            # converged on the stop side (loss <= stop_loss), within STOP_LOG_TOL
+            active &= ~((f <= 0) & (f > -STOP_LOG_TOL))
             lo = np.where(active & (f > 0), t, lo)
             hi = np.where(active & ~(f > 0), t, hi)
             mid = 0.5 * (lo + hi)
             with np.errstate(divide="ignore", invalid="ignore"):
-                t_new = np.where(rate < 0, t - f * loss / rate, mid)
+                # Newton on log loss; just above the stop, aim a hair past it
+                push = np.where((f > 0) & (f < STOP_LOG_TOL), 2.0, 1.0)
+                t_new = np.where(rate < 0, t - push * f * loss / rate, mid)
             t_new = np.where((lo < t_new) & (t_new < hi), t_new, mid)
             active &= ~(np.abs(t_new - t) <= 1e-15 * np.abs(t))
             t = np.where(active, t_new, t)
             if not active.any():
                 break
-        return t, y
+        return t, y, loss
 
     def end_stop(self, runs: list[Run], engine):
         try:
-            t_s, y_s = self.locate(runs, engine)
+            t_s, y_s, losses = self.locate(runs, engine)
         except FloatingPointError as error:  # keep the crossing step
             for run in runs:
-                t, y = engine.point(run)
-                loss = float(engine.loss_and_rate([run], [y])[0][0])
+                t, _ = engine.point(run)
                 self.finish(run, engine, "stop_loss", f"{error}: the run ends at the first "
-                            f"accepted step past stop_loss, t={t:.10g}, loss {loss:.6e}")
+                            f"accepted step past stop_loss, t={t:.10g}, loss {run.loss:.6e}")
             return
-        losses = engine.loss_and_rate(runs, y_s)[0]
         for run, t, y, loss in zip(runs, t_s, y_s, losses):
             self.finish(run, engine, "stop_loss",
                         f"loss reached stop_loss={run.stop_loss:.3e} at t={t:.10g} (located "
@@ -325,9 +327,9 @@ class Solve:
         engine = self.engine_for(runs)
         start_wall = time.perf_counter()
         fresh = [r for r in runs if r.carry is None and r.trajectory is None]
-        fresh = [r for r in fresh if not self.ends_at_start(r, engine)]
         if fresh:
-            engine.start(fresh)
+            for run, (loss0, field0) in zip(fresh, engine.start(fresh)):
+                self.ends_at_start(run, engine, loss0, field0)
         queue = deque(r for r in runs if r.trajectory is None)
         single = len(runs) == 1
         bar = self._bar(runs, single)
@@ -365,14 +367,12 @@ class Solve:
             bar.close()
         return engine
 
-    def ends_at_start(self, run: Run, engine) -> bool:
+    def ends_at_start(self, run: Run, engine, loss0: float, field0) -> bool:
         """End runs that need no integration: non-finite, already below stop_loss, or
         a stationary point of the flow."""
         y0 = run.y0
-        loss0 = float(engine.loss_and_rate([run], [y0])[0][0]) if np.all(np.isfinite(y0)) \
-            else np.nan
-        field0 = engine.vector_field([run], [y0])[0]
-        if not (np.isfinite(loss0) and np.all(np.isfinite(field0))):
+        if not (np.all(np.isfinite(y0)) and np.isfinite(loss0)
+                and np.all(np.isfinite(field0))):
             self.finish(run, engine, "nonfinite", "loss or vector field is not finite at "
                         "the initial state (values too large for float64?)")
             return True
@@ -400,6 +400,7 @@ class Solve:
         """Act on why a chunk ended; ``True`` while the run goes on. A stop-loss crossing
         returns ``False`` without a trajectory (located by the caller, batched)."""
         t, y = engine.point(run)
+        loss = run.loss
         if code == guards.CONTINUE:
             return True
         if code == guards.SIGN:
@@ -414,7 +415,6 @@ class Solve:
             return False
         if code == guards.STOP:
             return False
-        loss = float(engine.loss_and_rate([run], [y])[0][0])
         if code == guards.T_MAX:
             if t < run.t_max:  # a requested save time, not t_max itself
                 return True
@@ -440,8 +440,7 @@ class Solve:
         delay = 0.0 if self.progress else 2.0
         if single:
             run = runs[0]
-            self._loss0 = float(np.nan_to_num(self.engine.loss_and_rate(
-                [run], [run.y0])[0][0], nan=1.0)) if run.trajectory is None else 1.0
+            self._loss0 = run.loss if np.isfinite(run.loss) and run.loss > 0 else 1.0
             stop = run.stop_loss
             self._decades = (math.log10(self._loss0 / stop)
                              if stop is not None and self._loss0 > stop > 0 else 1.0)
@@ -455,8 +454,8 @@ class Solve:
             run = runs[0]
             if run.carry is None:
                 return
-            t, y = engine.point(run)
-            cur = float(engine.loss_and_rate([run], [y])[0][0])
+            t, _ = engine.point(run)
+            cur = run.loss
             if run.stop_loss is not None and cur > 0:
                 bar.n = round(min(self._decades, max(0.0, math.log10(self._loss0 / cur))), 2)
             bar.set_postfix_str(f"t={t:.3g} loss={cur:.3g}", refresh=False)

@@ -32,33 +32,33 @@ class ChunkOut:
     code: int
     ts: np.ndarray
     ys: np.ndarray
-    attempts: int
-
-
-def initial_step(t, y, f):
-    """First trial step from the state ``y`` and its vector field ``f`` (rows): 1% of the
-    state's scale over the field's, at most 1."""
-    scale = np.maximum(np.linalg.norm(y, axis=-1), 1e-8)
-    return (np.minimum(1e-2 * scale / np.maximum(np.linalg.norm(f, axis=-1), 1e-300), 1.0)
-            + 1e-12 * np.abs(t))
-
-
-def _is_array(x) -> bool:
-    return isinstance(x, (np.ndarray, np.generic, jax.Array))
 
 
 def _stack(trees):
-    """Per-member pytrees -> one pytree with a leading member axis. Python scalars (static
-    parts, e.g. a controller's flag) stay as they are: vmap does not batch them."""
-    return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs])
-                        if _is_array(xs[0]) else xs[0], *trees)
+    """Per-member pytrees -> one pytree with a leading member axis."""
+    return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *trees)
 
 
 def _unstack(tree, n):
     leaves, treedef = jax.tree.flatten(tree)
-    leaves = [np.asarray(v) if _is_array(v) else v for v in leaves]
-    return [jax.tree.unflatten(treedef, [v[i] if _is_array(v) else v for v in leaves])
-            for i in range(n)]
+    leaves = [np.asarray(v) for v in leaves]
+    return [jax.tree.unflatten(treedef, [v[i] for v in leaves]) for i in range(n)]
+
+
+def initial_step(y, f) -> np.float64:
+    """First trial step: 1% of the state's scale over the field's, at most 1."""
+    scale = max(float(np.linalg.norm(y)), 1e-8)
+    return np.float64(min(1e-2 * scale / max(float(np.linalg.norm(f)), 1e-300), 1.0))
+
+
+def cut_member(member: loop.Member, t) -> loop.Member:
+    """``member`` integrated to exactly ``t`` and nothing else: no stop, no watch."""
+    return loop.Member(mask=member.mask, target=member.target, t1=np.float64(t),
+                       stop=np.float64(-1.0), max_abs=np.float64(np.inf),
+                       max_steps=np.int64(np.iinfo(np.int64).max),
+                       drift_tol=np.float64(np.inf), sign_check=np.bool_(False),
+                       conserved0=member.conserved0,
+                       save_times=np.full_like(np.asarray(member.save_times), np.inf))
 
 
 #: fewest lanes a batched call is padded to (a few compiled shapes)
@@ -66,11 +66,11 @@ MIN_LANES = 16
 
 
 class JaxEngine:
-    """Runs :func:`.loop.run_chunk` on up to ``width`` members at once. A call on ``n``
-    members is padded (copies of the first, dropped afterwards) to the next power of two
-    ``>= n`` (at least :data:`MIN_LANES`, at most ``width``; exactly 1 for a single run):
-    a few compiled shapes, and the last slow members of a batch do not drag ``width``
-    lanes through every chunk."""
+    """Runs :func:`.loop.run_chunk` on up to ``width`` members at once (a single run is
+    one lane). A call on ``n`` members is padded (copies of the first, dropped afterwards)
+    to the next power of two ``>= n`` (at least :data:`MIN_LANES`, at most ``width``;
+    1 for a single run): a few compiled shapes, and the last slow members of a batch do
+    not drag ``width`` lanes through every chunk."""
 
     def __init__(self, spec: loop.LoopSpec, width: int):
         self.spec, self.width = spec, int(width)
@@ -81,8 +81,8 @@ class JaxEngine:
         return min(self.width, max(MIN_LANES, 1 << max(n - 1, 0).bit_length()))
 
     def _call(self, fn, *per_member):
-        """``fn(spec, *stacked)`` over lists of per-member pytrees, in groups of at most
-        ``width`` members, each padded; returns a list of per-member outputs."""
+        """``fn(spec, *stacked)`` on groups of at most ``width`` members, each padded;
+        returns a list of per-member outputs."""
         n = len(per_member[0])
         out = []
         for start in range(0, n, self.width):
@@ -90,49 +90,60 @@ class JaxEngine:
             size = len(group[0])
             pad = self.padded_width(size) - size
             stacked = [_stack(list(col) + [col[0]] * pad) for col in group]
-            result = fn(self.spec, *stacked)
-            out += _unstack(result, size)
+            out += _unstack(fn(self.spec, *stacked), size)
         return out
 
-    def vector_field(self, runs, ys):
-        return np.asarray(self._call(loop.lanes_vector_field, list(ys),
-                                     [r.member for r in runs]))
-
-    def start(self, runs) -> None:
-        ys = [r.y0 for r in runs]
-        f = self.vector_field(runs, ys)
-        dt0 = initial_step(0.0, np.asarray(ys), f)
-        carries = self._call(loop.lanes_initial_carry, [np.float64(0.0)] * len(runs), ys,
-                             list(dt0), [r.member for r in runs])
-        for run, carry in zip(runs, carries):
-            run.carry = carry
+    def start(self, runs) -> list[tuple[float, np.ndarray]]:
+        """Give each run its carry; returns ``(loss, vector field)`` at each start. The
+        first trial step is computed here, in numpy, per member: a reduction compiled
+        for 4+ lanes rounds differently from one compiled for 1 (measured: 1 ulp in the
+        step, which the saddle escape amplifies to 1e-9), and a batched member must take
+        its single run's steps."""
+        points = self._call(loop.lanes_start_point, [r.y0 for r in runs],
+                            [r.member for r in runs])
+        dt0 = [initial_step(r.y0, np.asarray(f)) for r, (_, f) in zip(runs, points)]
+        carries = self._call(loop.lanes_initial_carry, [r.y0 for r in runs], dt0,
+                             [r.member for r in runs])
+        for run, carry, (loss, _) in zip(runs, carries, points):
+            run.carry, run.loss = carry, float(loss)
+        return [(float(loss), np.asarray(f)) for loss, f in points]
 
     def chunk(self, runs) -> list[ChunkOut]:
         outs = self._call(loop.lanes_run_chunk, [r.carry for r in runs],
                           [r.member for r in runs])
         result = []
         for run, out in zip(runs, outs):
-            run.carry = out.carry
-            run.prev = (out.prev_t, out.prev_y, out.prev_solver_state)
+            run.carry, run.prev = out.carry, out.prev
+            run.loss, run.rate, run.prev_loss = float(out.loss), float(out.rate), \
+                float(out.prev_loss)
             n = int(out.saved)
             result.append(ChunkOut(int(out.code), np.asarray(out.ts)[:n],
-                                   np.asarray(out.ys)[:n], int(out.attempts)))
+                                   np.asarray(out.ys)[:n]))
         return result
 
-    def step_from(self, runs, t) -> np.ndarray:
-        prev = [r.prev for r in runs]
-        return np.asarray(self._call(
-            loop.lanes_step_from, [p[0] for p in prev], [p[1] for p in prev],
-            [p[2] for p in prev], list(np.asarray(t, dtype=np.float64)),
-            [r.member for r in runs]))
-
-    def loss_and_rate(self, runs, ys):
-        out = self._call(loop.lanes_loss_and_rate, list(ys), [r.member for r in runs])
-        return (np.array([float(o[0]) for o in out]), np.array([float(o[1]) for o in out]))
+    def cut(self, runs, t):
+        """States, losses and ``d loss/dt`` at times ``t`` (one per run), integrated from
+        each run's point before its last accepted step with the solver state stored there
+        (the first trial step aims exactly at ``t``): a continuous solve cut at ``t``."""
+        carries = [eqx.tree_at(lambda c: c.tnext, r.prev, np.float64(ti))
+                   for r, ti in zip(runs, t)]
+        members = [cut_member(r.member, ti) for r, ti in zip(runs, t)]
+        outs = self._call(loop.lanes_run_chunk, carries, members)
+        for out, ti in zip(outs, t):
+            if int(out.code) != guards.T_MAX or float(out.carry.t) != float(ti):
+                raise FloatingPointError(f"re-integration to the stop_loss time t={ti:.10g} "
+                                         f"failed ({guards.CODES[int(out.code)]})")
+        return (np.stack([np.asarray(o.carry.y) for o in outs]),
+                np.array([float(o.loss) for o in outs]),
+                np.array([float(o.rate) for o in outs]))
 
     @staticmethod
     def point(run) -> tuple[float, np.ndarray]:
         return float(run.carry.t), np.asarray(run.carry.y)
+
+    @staticmethod
+    def prev_point(run) -> tuple[float, np.ndarray]:
+        return float(run.prev.t), np.asarray(run.prev.y)
 
     @staticmethod
     def counters(run) -> dict:
@@ -146,7 +157,7 @@ class JaxEngine:
 @eqx.filter_jit
 def _scipy_code(spec, y, t, sign, prev_sign, steps, member):
     carry = guards.StepContext(steps=steps, sign=prev_sign)
-    return guards.step_code(spec, spec.coords, y, t, sign, carry, member)
+    return guards.step_code(spec, spec.coords, y, t, sign, carry, member)[0]
 
 
 @eqx.filter_jit
@@ -200,15 +211,17 @@ class ScipyEngine:
         nxt = times[carry.save_index] if carry.save_index < len(times) else np.inf
         return min(float(run.member.t1), nxt), nxt
 
-    def vector_field(self, runs, ys):
-        return np.stack([np.asarray(self._field(jnp.asarray(y), r.member.mask,
-                                                r.member.target)) for r, y in zip(runs, ys)])
-
-    def start(self, runs) -> None:
+    def start(self, runs) -> list[tuple[float, np.ndarray]]:
+        out = []
         for run in runs:
             y = np.asarray(_rechart(self.spec, jnp.asarray(run.y0)))
             run.carry = ScipyCarry(0.0, y, float(_watch_sign(self.spec, jnp.asarray(y))),
                                    counts={"nfev": 0, "njev": 0, "nlu": 0})
+            loss, _ = loop.point_loss_and_rate(self.spec, jnp.asarray(run.y0), run.member)
+            run.loss = float(loss)
+            field = self._field(jnp.asarray(run.y0), run.member.mask, run.member.target)
+            out.append((run.loss, np.asarray(field)))
+        return out
 
     def _count(self, carry, solver, before=None):
         for key in carry.counts:
@@ -242,7 +255,7 @@ class ScipyEngine:
             f64 = jnp.float64
             code = int(_scipy_code(spec, jnp.asarray(y_new), f64(t), f64(sign),
                                    f64(carry.sign), jnp.asarray(carry.steps), run.member))
-            run.prev = (t_prev, y_prev, None)
+            run.prev = (t_prev, y_prev)
             carry.t, carry.y, carry.sign, carry.steps = t, y_new, sign, carry.steps + 1
             landed = solver.status == "finished" and t == nxt
             if landed:
@@ -259,15 +272,19 @@ class ScipyEngine:
             self._count(carry, carry.solver, carry.before)
             carry.before = {k: int(getattr(carry.solver, k, 0) or 0) for k in carry.counts}
         k = len(run.y0)
-        return ChunkOut(code, np.asarray(ts), np.asarray(ys).reshape(len(ts), k),
-                        len(ts))
+        run.prev_loss = run.loss
+        run.loss, run.rate = (float(v) for v in loop.point_loss_and_rate(
+            spec, jnp.asarray(carry.y), run.member))
+        return ChunkOut(code, np.asarray(ts), np.asarray(ys).reshape(len(ts), k))
 
-    def step_from(self, runs, t) -> np.ndarray:
-        out = []
+    def cut(self, runs, t):
+        """States, losses and rates at times ``t``: a fresh scipy solve from each run's
+        point before its last step (scipy cannot resume a step from stored state)."""
+        ys = []
         for run, t1 in zip(runs, np.asarray(t, dtype=np.float64)):
-            t0, y0, _ = run.prev
+            t0, y0 = run.prev
             if not t1 > t0:
-                out.append(np.asarray(y0))
+                ys.append(np.asarray(y0))
                 continue
             solver = self._make(run, t0, y0, t1)
             while solver.status == "running":
@@ -275,17 +292,19 @@ class ScipyEngine:
                 if solver.status == "failed":
                     raise FloatingPointError(
                         f"re-integration to the stop_loss time failed: {message}")
-            out.append(solver.y.copy())
-        return np.stack(out)
-
-    def loss_and_rate(self, runs, ys):
+            ys.append(solver.y.copy())
         out = [loop.point_loss_and_rate(self.spec, jnp.asarray(y), r.member)
                for r, y in zip(runs, ys)]
-        return np.array([float(o[0]) for o in out]), np.array([float(o[1]) for o in out])
+        return (np.stack(ys), np.array([float(o[0]) for o in out]),
+                np.array([float(o[1]) for o in out]))
 
     @staticmethod
     def point(run) -> tuple[float, np.ndarray]:
         return float(run.carry.t), np.asarray(run.carry.y)
+
+    @staticmethod
+    def prev_point(run) -> tuple[float, np.ndarray]:
+        return float(run.prev[0]), np.asarray(run.prev[1])
 
     @staticmethod
     def counters(run) -> dict:

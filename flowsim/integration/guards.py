@@ -5,7 +5,7 @@ returns why the run must pause or end there (one of :data:`CODES`). The host sid
 (:mod:`.driver`) then decides, and for the two precision guards explains:
 
 - **sign of det W.** Along gradient flow from a balanced start ``det W`` never changes
-  sign (Lemma 5; appendix_notes D1); from an unbalanced start it may cross zero, and does
+  sign (Lemma 5; docs/derivations.md D1); from an unbalanced start it may cross zero, and does
   (Figure 1's unbalanced runs). The sign is only resolved while the smallest singular
   value of ``W`` stands clear of the error level of ``W`` in the run's coordinates:
   float64's rounding, or the integrator's per-step tolerance ``rtol |W| + atol`` where
@@ -58,8 +58,9 @@ def conserved_drift(coords, y, conserved0):
 
 
 def step_code(spec, coords, y, t, sign, carry, member):
-    """Why a run must pause or end at the accepted step ``(t, y)`` (highest priority
-    last), given ``carry`` (a :class:`StepContext` or the loop's carry) before the step."""
+    """``(code, loss)``: why a run must pause or end at the accepted step ``(t, y)``
+    (highest priority last), given ``carry`` (a :class:`StepContext` or the loop's carry)
+    before the step, and the loss there."""
     mask, target = member.mask, member.target
     loss = coords.loss(y, mask, target)
     big = jnp.max(jnp.abs(coords.product(y)))
@@ -74,4 +75,4 @@ def step_code(spec, coords, y, t, sign, carry, member):
                          DRIFT, code)
     if spec.watch_sign:
         code = jnp.where((sign != carry.sign) & member.sign_check, SIGN, code)
-    return jnp.where(finite, code, NONFINITE)
+    return jnp.where(finite, code, NONFINITE), loss

@@ -113,18 +113,23 @@ class Member(eqx.Module):
 
 
 class Chunk(eqx.Module):
-    """One chunk's outcome: the carry after it, the point before its last accepted step
-    (``prev_*``, what the stop locator re-integrates from), why it ended, the saved steps."""
+    """One chunk's outcome: the carry after it and the loss and ``d loss/dt`` there, the
+    carry before its last accepted step and the loss there (``prev``, what the stop
+    locator cuts from), why it ended, the saved steps."""
 
     carry: Carry
-    prev_t: jax.Array
-    prev_y: jax.Array
-    prev_solver_state: object
+    loss: jax.Array
+    rate: jax.Array
+    prev: Carry
+    prev_loss: jax.Array
     code: jax.Array
     ts: jax.Array
     ys: jax.Array
     saved: jax.Array
     attempts: jax.Array
+
+
+
 
 
 def _arrays(tree):
@@ -153,18 +158,26 @@ def _carry_rechart(coords: Coordinates, y, solver_state):
     return coords.rechart(y), solver_state
 
 
-def initial_carry(spec: LoopSpec, t0, y0, dt0, member: Member) -> Carry:
-    """The carry a fresh run starts from: its first trial step ``dt0``."""
+def initial_carry(spec: LoopSpec, y0, dt0, member: Member) -> Carry:
+    """The carry a fresh run starts from at ``t = 0`` with first trial step ``dt0``."""
     solver, term = spec.make_solver(), spec.term()
     args = (member.mask, member.target)
+    t0 = jnp.asarray(0.0, jnp.float64)
     _, controller_state = spec.make_controller().init(term, t0, t0 + dt0, y0, dt0, args,
                                                       solver.func, solver.error_order(term))
-    y0, solver_state = _carry_rechart(
+    y, solver_state = _carry_rechart(
         spec.coords, y0, _fresh_solver_state(spec, solver, term, t0, y0, args))
-    return Carry(t=jnp.asarray(t0, jnp.float64), y=y0, tnext=jnp.asarray(t0 + dt0),
-                 solver_state=_arrays(solver_state), controller_state=_arrays(controller_state),
-                 steps=jnp.asarray(0), rejected=jnp.asarray(0),
-                 sign=spec.coords.watch_sign(y0), save_index=jnp.asarray(0))
+    return Carry(t=t0, y=y, tnext=t0 + dt0, solver_state=_arrays(solver_state),
+                 controller_state=_arrays(controller_state), steps=jnp.asarray(0),
+                 rejected=jnp.asarray(0), sign=spec.coords.watch_sign(y),
+                 save_index=jnp.asarray(0))
+
+
+def start_point(spec: LoopSpec, y0, member: Member):
+    """The loss and the vector field at a start (what the first trial step and the end
+    conditions at ``t = 0`` need)."""
+    args = (member.mask, member.target)
+    return spec.coords.loss(y0, *args), spec.coords.vector_field(y0, *args)
 
 
 def _target_time(carry: Carry, member: Member):
@@ -183,85 +196,109 @@ def _clip(tnext, target):
     return jnp.where(tnext >= floor, target, tnext)
 
 
-def run_chunk(spec: LoopSpec, carry: Carry, member: Member) -> Chunk:
-    """Up to ``spec.chunk_steps`` accepted steps from ``carry`` (module doc)."""
+class _Step(eqx.Module):
+    """One attempted step of one lane, before the lane-level book-keeping."""
+
+    carry: Carry
+    prev: Carry
+    code: jax.Array
+    loss: jax.Array
+    accepted: jax.Array
+    store: jax.Array
+
+
+def _attempt(spec: LoopSpec, c: Carry, member: Member) -> _Step:
+    """Try one step from ``c``: the solver's step, the controller's verdict, the change of
+    chart and the end conditions of the accepted point."""
     coords = spec.coords
     solver, controller, term = spec.make_solver(), spec.make_controller(), spec.term()
     args = (member.mask, member.target)
-    error_order = solver.error_order(term)
+    target, next_save = _target_time(c, member)
+    tn = _clip(c.tnext, target)
+    y1, y_error, _, ss1, _ = solver.step(term, c.t, tn, c.y, args, c.solver_state, False)
+    y_error = jnp.where(jnp.isnan(y_error), jnp.inf, y_error)
+    keep, _, tprop, _, cs1, _ = controller.adapt_step_size(
+        c.t, tn, c.y, y1, args, y_error, solver.error_order(term), c.controller_state)
+    keep = keep & (tn > c.t)
+    y1, ss1 = _carry_rechart(coords, y1, ss1)
+    sign1 = coords.watch_sign(y1) if spec.watch_sign else c.sign
+    step_code, loss1 = guards.step_code(spec, coords, y1, tn, sign1, c, member)
+    collapsed = ~keep & ~(tprop > c.t)
+    code = jnp.where(keep, step_code, jnp.where(collapsed, guards.COLLAPSE, CONTINUE))
+    landed = keep & (tn == next_save)
+    store = keep & ((spec.save_mode == "steps") | landed) & (spec.save_mode != "ends")
+    pick = lambda a, b: jax.tree.map(lambda u, v: jnp.where(keep, u, v), a, b)  # noqa: E731
+    new = Carry(t=jnp.where(keep, tn, c.t), y=jnp.where(keep, y1, c.y), tnext=tprop,
+                solver_state=pick(_arrays(ss1), c.solver_state),
+                controller_state=_arrays(cs1), steps=c.steps + keep,
+                rejected=c.rejected + (~keep), sign=jnp.where(keep, sign1, c.sign),
+                save_index=c.save_index + landed)
+    return _Step(carry=new, prev=c, code=code, loss=loss1, accepted=keep, store=store)
+
+
+def run_chunk(spec: LoopSpec, carry: Carry, member: Member) -> Chunk:
+    """Up to ``spec.chunk_steps`` accepted steps from ``carry`` for every lane (module
+    doc): every leaf of ``carry``, ``member`` and the result has a leading lane axis.
+
+    The loop is written over lanes (a step vmapped over them, then a per-lane select),
+    not as a vmapped loop: one code path, and so the same arithmetic, for a single run (one
+    lane) and for a batch (vmap of a loop would also select over the whole save buffer at
+    every step)."""
+    coords = spec.coords
     size = spec.buffer_size
-    k = carry.y.shape[0]
+    lanes, k = carry.y.shape
     max_attempts = 8 * spec.chunk_steps
+    attempt = jax.vmap(lambda c, m: _attempt(spec, c, m))
+    loss_of = jax.vmap(lambda y, m: coords.loss(y, m.mask, m.target))
+    rows = jnp.arange(lanes)
 
     def cond(s):
-        c, _, _, _, code, _, _, saved, attempts, accepted = s
-        return (code == CONTINUE) & (accepted < spec.chunk_steps) & (attempts < max_attempts)
+        return jnp.any(s[3] == CONTINUE) & (s[7] < max_attempts)
 
     def body(s):
-        c, prev_t, prev_y, prev_ss, code, ts, ys, saved, attempts, accepted = s
-        target, next_save = _target_time(c, member)
-        tn = _clip(c.tnext, target)
-        y1, y_error, _, ss1, _ = solver.step(term, c.t, tn, c.y, args, c.solver_state, False)
-        y_error = jnp.where(jnp.isnan(y_error), jnp.inf, y_error)
-        keep, _, tprop, _, cs1, _ = controller.adapt_step_size(
-            c.t, tn, c.y, y1, args, y_error, error_order, c.controller_state)
-        keep = keep & (tn > c.t)
-        y1, ss1 = _carry_rechart(coords, y1, ss1)
-        sign1 = coords.watch_sign(y1) if spec.watch_sign else c.sign
-        step_code = guards.step_code(spec, coords, y1, tn, sign1, c, member)
-        collapsed = ~keep & ~(tprop > c.t)
-        new_code = jnp.where(keep, step_code,
-                             jnp.where(collapsed, guards.COLLAPSE, CONTINUE))
-        landed = keep & (tn == next_save)
-        store = keep & ((spec.save_mode == "steps") | landed) & (spec.save_mode != "ends")
-        slot = jnp.where(store, jnp.minimum(saved, size - 1), size)  # row `size`: scratch
-        ts = ts.at[slot].set(tn)
-        ys = ys.at[slot].set(y1)
-        pick = lambda a, b: jax.tree.map(lambda u, v: jnp.where(keep, u, v), a, b)  # noqa: E731
-        new = Carry(t=jnp.where(keep, tn, c.t), y=jnp.where(keep, y1, c.y),
-                    tnext=tprop, solver_state=pick(_arrays(ss1), c.solver_state),
-                    controller_state=_arrays(cs1),
-                    steps=c.steps + keep, rejected=c.rejected + (~keep),
-                    sign=jnp.where(keep, sign1, c.sign),
-                    save_index=c.save_index + landed)
-        return (new, jnp.where(keep, c.t, prev_t), jnp.where(keep, c.y, prev_y),
-                pick(c.solver_state, prev_ss), new_code, ts, ys, saved + store,
-                attempts + 1, accepted + keep)
+        c, prev, prev_loss, code, ts, ys, saved, attempts, accepted, loss = s
+        active = code == CONTINUE
+        out = attempt(c, member)
+        take = active & out.accepted
 
-    init = (carry, carry.t, carry.y, carry.solver_state, jnp.asarray(CONTINUE),
-            jnp.full(size + 1, jnp.inf), jnp.zeros((size + 1, k)), jnp.asarray(0), jnp.asarray(0),
-            jnp.asarray(0))
-    c, prev_t, prev_y, prev_ss, code, ts, ys, saved, attempts, accepted = \
+        def pick(mask, a, b):
+            return jax.tree.map(lambda u, v: jnp.where(
+                mask.reshape(mask.shape + (1,) * (u.ndim - 1)), u, v), a, b)
+
+        slot = jnp.where(active & out.store, jnp.minimum(saved, size - 1), size)
+        ts = ts.at[rows, slot].set(out.carry.t)
+        ys = ys.at[rows, slot].set(out.carry.y)
+        accepted = accepted + take
+        code = jnp.where(active, out.code, code)
+        code = jnp.where((code == CONTINUE) & (accepted >= spec.chunk_steps), -1, code)
+        return (pick(active, out.carry, c), pick(take, out.prev, prev),
+                jnp.where(take, loss, prev_loss), code, ts, ys,
+                saved + (active & out.store), attempts + 1, accepted,
+                jnp.where(take, out.loss, loss))
+
+    loss0 = loss_of(carry.y, member)
+    init = (carry, carry, loss0, jnp.full(lanes, CONTINUE), jnp.full((lanes, size + 1), jnp.inf),
+            jnp.zeros((lanes, size + 1, k)), jnp.zeros(lanes, int), jnp.asarray(0),
+            jnp.zeros(lanes, int), loss0)
+    c, prev, prev_loss, code, ts, ys, saved, attempts, accepted, loss = \
         jax.lax.while_loop(cond, body, init)
+    code = jnp.where(code == -1, CONTINUE, code)  # a full chunk
     code = jnp.where((code == CONTINUE) & (accepted == 0), guards.COLLAPSE, code)
-    return Chunk(carry=c, prev_t=prev_t, prev_y=prev_y, prev_solver_state=prev_ss, code=code,
-                 ts=ts[:size], ys=ys[:size], saved=saved, attempts=attempts)
+    rate = jax.vmap(lambda y, m: coords.loss_rate(y, m.mask, m.target))(c.y, member)
+    return Chunk(carry=c, loss=loss, rate=rate, prev=prev, prev_loss=prev_loss, code=code,
+                 ts=ts[:, :size], ys=ys[:, :size], saved=saved,
+                 attempts=jnp.full(lanes, attempts))
 
 
-def step_from(spec: LoopSpec, t0, y0, solver_state, t1, member: Member):
-    """The state at ``t1`` reached by one step from ``(t0, y0)`` with the solver state
-    stored there: a continuous solve cut at ``t1`` (what locates the stop loss)."""
-    solver, term = spec.make_solver(), spec.term()
-    y1, _, _, _, _ = solver.step(term, t0, t1, y0, (member.mask, member.target),
-                                 solver_state, False)
-    return y1
+#: the loop's pieces, compiled once per spec and number of lanes (a single run is one
+#: lane: the same code, hence the same arithmetic, as a batch)
+lanes_start_point = eqx.filter_jit(eqx.filter_vmap(start_point, in_axes=(None, 0, 0)))
+lanes_initial_carry = eqx.filter_jit(eqx.filter_vmap(initial_carry, in_axes=(None, 0, 0, 0)))
+lanes_run_chunk = eqx.filter_jit(run_chunk)
 
 
-def loss_and_rate(spec: LoopSpec, y, member: Member):
-    """Loss and ``d loss / dt`` of a state."""
+@eqx.filter_jit
+def point_loss_and_rate(spec: LoopSpec, y, member: Member):
+    """Loss and ``d loss / dt`` of a state (for steppers outside the compiled loop)."""
     args = (member.mask, member.target)
     return spec.coords.loss(y, *args), spec.coords.loss_rate(y, *args)
-
-
-def vector_field(spec: LoopSpec, y, member: Member):
-    return spec.coords.vector_field(y, member.mask, member.target)
-
-
-#: the loop's pieces vmapped over lanes (members on axis 0) and compiled once per spec
-lanes_initial_carry = eqx.filter_jit(eqx.filter_vmap(initial_carry,
-                                                     in_axes=(None, 0, 0, 0, 0)))
-lanes_run_chunk = eqx.filter_jit(eqx.filter_vmap(run_chunk, in_axes=(None, 0, 0)))
-lanes_step_from = eqx.filter_jit(eqx.filter_vmap(step_from, in_axes=(None, 0, 0, 0, 0, 0)))
-lanes_loss_and_rate = eqx.filter_jit(eqx.filter_vmap(loss_and_rate, in_axes=(None, 0, 0)))
-point_loss_and_rate = eqx.filter_jit(loss_and_rate)
-lanes_vector_field = eqx.filter_jit(eqx.filter_vmap(vector_field, in_axes=(None, 0, 0)))

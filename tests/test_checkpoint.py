@@ -1,0 +1,111 @@
+"""Checkpoints resume exactly: a run killed with SIGKILL and rerun ends bit for bit where
+the uninterrupted run ends; a checkpoint serves only its own run, or extends a finished
+one."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import flowsim as fs
+from flowsim.cli import main
+
+#: the run of every test here: depth 3, balanced 1e-3, det > 0, default coordinates (svd),
+#: small chunks so that the kill lands mid-run
+CHUNK = 8
+
+
+def run(path=None, stop_loss=1e-10, **kwargs):
+    model = fs.DeepMatrixFactorization((2, 2), 3)
+    params = fs.balanced_init(model, seed=1, scale=1e-3, det_sign=+1)
+    return fs.gradient_flow(fs.paper_problem(), model, params, stop_loss=stop_loss,
+                            chunk_steps=CHUNK, checkpoint=path, progress=False, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted():
+    return run()
+
+
+KILLED_AFTER = 40  # checkpoint writes (chunks) before the process kills itself
+
+SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    import flowsim.trajectory as trajectory
+
+    writes = 0
+    real_replace = os.replace
+
+    def replace_then_maybe_die(src, dst):
+        global writes
+        real_replace(src, dst)
+        writes += 1
+        if writes == {killed_after}:
+            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no flush: a hard kill
+
+    trajectory.os.replace = replace_then_maybe_die
+    sys.path.insert(0, {tests!r})
+    from test_checkpoint import run
+    run(sys.argv[1])
+""")
+
+
+def test_sigkill_and_resume_is_bit_identical(tmp_path, uninterrupted):
+    path = tmp_path / "run.npz"
+    script = SCRIPT.format(killed_after=KILLED_AFTER, tests=os.path.dirname(__file__))
+    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    partial = fs.Trajectory.load(path)
+    assert partial.status == "interrupted"
+    assert 0 < len(partial) < len(uninterrupted)
+    resumed = run(path)
+    assert resumed.status == uninterrupted.status == "stop_loss"
+    np.testing.assert_array_equal(resumed.t, uninterrupted.t)
+    np.testing.assert_array_equal(resumed.states, uninterrupted.states)
+    assert resumed.stats["steps"] == uninterrupted.stats["steps"]
+    assert resumed.stats["rejected"] == uninterrupted.stats["rejected"]
+
+
+def test_finished_run_is_served_and_extended_exactly(tmp_path, uninterrupted):
+    path = tmp_path / "run.npz"
+    first = run(path, stop_loss=1e-4)
+    assert first.status == "stop_loss"
+    again = run(path, stop_loss=1e-4)
+    np.testing.assert_array_equal(again.states, first.states)
+    assert again.stats["wall_s"] == first.stats["wall_s"]  # served from the file
+    # a lower stop_loss extends the finished run: the same run as one made directly
+    extended = run(path)
+    np.testing.assert_array_equal(extended.t, uninterrupted.t)
+    np.testing.assert_array_equal(extended.states, uninterrupted.states)
+    assert fs.Trajectory.load(path).loss[-1] == pytest.approx(1e-10, rel=1e-9)
+
+
+def test_checkpoint_serves_only_its_own_run(tmp_path):
+    path = tmp_path / "run.npz"
+    run(path, stop_loss=1e-4)
+    with pytest.raises(ValueError, match="neither that run nor an extension"):
+        run(path, stop_loss=1e-2)
+    with pytest.raises(ValueError, match="another run"):
+        run(path, stop_loss=1e-4, rtol=1e-9)
+    model = fs.DeepMatrixFactorization((2, 2), 3)
+    other = fs.balanced_init(model, seed=2, scale=1e-3, det_sign=+1)
+    with pytest.raises(ValueError, match="initial_state"):
+        fs.gradient_flow(fs.paper_problem(), model, other, stop_loss=1e-4, checkpoint=path,
+                         chunk_steps=CHUNK)
+    with pytest.raises(ValueError, match="scipy"):
+        run(tmp_path / "scipy.npz", solver="Radau")
+
+
+def test_cli_refuses_another_runs_checkpoint(tmp_path, capsys):
+    path = tmp_path / "c.npz"
+    assert main(["run", "--depth", "3", "--stop-loss", "1e-4", "-o", str(path),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["run", "--depth", "3", "--stop-loss", "1e-2", "-o", str(path),
+                 "--no-progress"]) == 2
+    assert "neither that run nor an extension" in capsys.readouterr().err
