@@ -28,6 +28,7 @@ from .parameterization import DeepMatrixFactorization, Params
 from .problem import MatrixCompletion
 from .trajectory import Trajectory
 
+
 def flow_at_times(problem: MatrixCompletion, model: DeepMatrixFactorization, params: Params,
                   times, **flow_kwargs) -> Trajectory:
     """Gradient flow from ``params`` at the increasing ``times > 0``: one

@@ -11,9 +11,9 @@ it samples exactly the conditional distribution given the sign.
 
 from __future__ import annotations
 
-import numpy as np
-
 import math
+
+import numpy as np
 
 from .parameterization import CPFactorization, DeepMatrixFactorization, Factors, Params, product
 

@@ -152,7 +152,7 @@ class DeepMatrixFactorization(Factorization):
         if self.widths is None:
             widths = (m,) * (depth - 1)
         else:
-            widths = tuple(_positive_int("widths[%d]" % i, w) for i, w in enumerate(self.widths))
+            widths = tuple(_positive_int(f"widths[{i}]", w) for i, w in enumerate(self.widths))
         if len(widths) != depth - 1:
             raise ValueError(
                 f"widths must list depth - 1 = {depth - 1} hidden widths, got {len(widths)}")

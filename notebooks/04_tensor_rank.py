@@ -28,8 +28,8 @@ import numpy as np
 from _notebook import FIGURES, QUICK, in_kernel, save
 
 import flowsim as fs
-from flowsim.tensor import CPFactorization, cp_gaussian_init, cp_rank
 from flowsim.experiments import figure2 as fig2
+from flowsim.tensor import CPFactorization, cp_gaussian_init, cp_rank
 
 config = fig2.Figure2Config(
     order=3, dim=4 if QUICK else 8,

@@ -1,6 +1,6 @@
 """Lemmas 4 and 5 (App. G.2.1) checked at points of factor-coordinate trajectories
-(docs/derivations.md, "Lemmas 4 and 5 as used"). Balanced initialization is their hypothesis: fed unbalanced
-factors, both checks fail.
+(docs/derivations.md, "Lemmas 4 and 5 as used"). Balanced initialization is their
+hypothesis: fed unbalanced factors, both checks fail.
 
 - Lemma 4: ``dW/dt = sum_j A_j (-dphi/dW_j) B_j`` (from the factors, ``A_j = W_N ..
   W_{j+1}``, ``B_j = W_{j-1} .. W_1``) equals ``-sum_j (W W^T)^{(j-1)/N} grad l(W)

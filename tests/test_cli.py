@@ -29,3 +29,22 @@ def test_run_bad_input_exits_2_naming_the_field(argv, field, capsys):
 def test_run_rejects_unknown_solver():
     with pytest.raises(SystemExit):
         main(["run", "--solver", "Euler"])
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"flowsim {fs.__version__}"
+
+
+def test_run_says_which_coordinates_and_why(capsys):
+    assert main(["run", "--depth", "2", "--stop-loss", "1e-4", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "coordinates svd (balanced 2x2 start" in text
+    # Theorem 1's ratio printed by the run (the flow's, not a lost sign's 0.15)
+    ratio = float(text.split("|W11| * sqrt(2 loss) = ")[1].split()[0])
+    assert abs(ratio - 1) < 1e-2
+    assert main(["run", "--depth", "2", "--stop-loss", "1e-4", "--coordinates", "factors",
+                 "--no-progress"]) == 1
+    assert "precision_lost" in capsys.readouterr().out

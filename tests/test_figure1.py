@@ -10,8 +10,8 @@ from matplotlib.figure import Figure
 
 import flowsim as fs
 from flowsim.cli import main
-from flowsim.plots import colored_line, save_figure
 from flowsim.experiments.figure1 import PAPER_RUNS, Figure1Run, flow_coordinates, initial_factors
+from flowsim.plots import colored_line, save_figure
 
 
 def test_runs_carry_the_papers_legends():

@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from .._version import __version__
+
 # Sub-command modules of flowsim.cli, in the order ``flowsim --help`` lists them.
 COMMANDS = ["run", "figure1", "verify", "figure2", "sweep"]
 
@@ -15,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="flowsim",
         description="Exact gradient flow on deep matrix/tensor factorizations, and checks of "
                     "Razin & Cohen (NeurIPS 2020).")
+    parser.add_argument("--version", action="version", version=f"flowsim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(sub)

@@ -23,8 +23,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..plots import save_figure
     from ..experiments.figure1 import plot_figure1, simulate_figure1, summary
+    from ..plots import save_figure
 
     if not args.stop_loss > 0:
         raise ValueError(f"--stop-loss must be > 0, got {args.stop_loss}")

@@ -37,9 +37,9 @@ from ..dynamics import COORDINATES
 from ..initialization import balanced_init, gaussian_init
 from ..integration import gradient_flow
 from ..parameterization import DeepMatrixFactorization, Params
+from ..plots import colored_line, reversed_loss_axis
 from ..problem import MatrixCompletion, paper_problem
 from ..trajectory import Trajectory
-from ..plots import colored_line, reversed_loss_axis
 
 #: loss levels of the markers on the paper's curves (App. F.1: markers at ~1.3 * 10^-j)
 MARKER_LEVELS = (1.3e-1, 1.3e-2, 1.3e-3, 1.3e-4)

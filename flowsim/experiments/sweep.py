@@ -223,8 +223,9 @@ def _initial_factors(model, task):
 
 
 #: per-run result columns written by :func:`run_batch`
-RESULT_COLUMNS = ("status", "coordinates_used", "t_final", "loss_final", "w_initial", "w_final", "det_sign_initial",
-                  "det_sign_final", "log_abs_det_final", "steps", "rejected")
+RESULT_COLUMNS = ("status", "coordinates_used", "t_final", "loss_final", "w_initial",
+                  "w_final", "det_sign_initial", "det_sign_final", "log_abs_det_final",
+                  "steps", "rejected")
 
 
 def run_batch(config: dict, task_ids: Sequence[int]) -> dict[str, np.ndarray]:

@@ -47,8 +47,9 @@ def _unstack(tree, n):
 
 def initial_step(y, f) -> np.float64:
     """First trial step: 1% of the state's scale over the field's, at most 1."""
-    scale = max(float(np.linalg.norm(y)), 1e-8)
-    return np.float64(min(1e-2 * scale / max(float(np.linalg.norm(f)), 1e-300), 1.0))
+    with np.errstate(over="ignore", invalid="ignore"):  # a non-finite start ends anyway
+        scale = max(float(np.linalg.norm(y)), 1e-8)
+        return np.float64(min(1e-2 * scale / max(float(np.linalg.norm(f)), 1e-300), 1.0))
 
 
 def cut_member(member: loop.Member, t) -> loop.Member:
