@@ -41,6 +41,7 @@ def main():
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--baseline", type=int, default=20)
     parser.add_argument("--lanes", type=int, default=256)
+    parser.add_argument("--chunk-steps", type=int, default=fs.SolverOptions.chunk_steps)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--dask", action="store_true", help="also run on a Dask LocalCluster")
     parser.add_argument("--workers", type=int, default=2)
@@ -54,7 +55,7 @@ def main():
               "stop_loss": 1e-6, "coordinates": args.coordinates, "rtol": args.rtol,
               "atol": args.atol},
         settings={"repetitions": args.runs, "batch_size": args.batch_size},
-        solver=fs.SolverOptions(lanes=args.lanes))
+        solver=fs.SolverOptions(lanes=args.lanes, chunk_steps=args.chunk_steps))
     tmp = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     first, t_first, cpu_first = timed(lambda: run_sweep(config, tmp / "first.npz",
                                                         progress=False))

@@ -6,12 +6,13 @@ Pipeline (one module each): problem -> parameterization -> initialization -> dyn
 -> integration -> trajectory -> metrics -> checks / plots / CLI; experiments (Figures 1
 and 2, sweeps, Dask) sit on top, in :mod:`flowsim.experiments`.
 
-Importing flowsim switches on float64 in jax (``jax_enable_x64``).
+Importing flowsim switches on float64 in jax (``jax_enable_x64``) and a persistent
+compilation cache (:mod:`flowsim.runtime`).
 """
 
-import jax
+from .runtime import configure
 
-jax.config.update("jax_enable_x64", True)
+configure()
 
 from ._version import __version__  # noqa: E402
 from .compare import (  # noqa: E402
@@ -25,6 +26,7 @@ from .compare import (  # noqa: E402
 )
 from .descent import descend, gradient_descent  # noqa: E402
 from .dynamics import COORDINATES, choose_coordinates, make_coordinates  # noqa: E402
+from .files import FileFormatError  # noqa: E402
 from .initialization import (  # noqa: E402
     balanced_init,
     cp_gaussian_init,
@@ -37,7 +39,11 @@ from .metrics import (  # noqa: E402
     balancedness_defect,
     det,
     distance_to_rank,
+    distance_to_rank_from_log_singular_values,
     effective_rank,
+    effective_rank_minus_one,
+    log_singular_values,
+    schatten_from_log_singular_values,
     schatten_norm,
     singular_values,
     unobserved_entries,
@@ -51,6 +57,7 @@ from .parameterization import (  # noqa: E402
 from .problem import (  # noqa: E402
     MatrixCompletion,
     TensorCompletion,
+    low_rank_completion,
     padded_problem,
     paper_problem,
     perturbed_problem,
@@ -61,13 +68,16 @@ from .trajectory import FAILURE_STATUSES, SUCCESS_STATUSES, Trajectory  # noqa: 
 
 __all__ = [
     "COORDINATES", "CPFactorization", "DeepMatrixFactorization", "FAILURE_STATUSES",
-    "Factorization", "MatrixCompletion", "SOLVERS", "SUCCESS_STATUSES", "SolverOptions",
+    "Factorization", "FileFormatError", "MatrixCompletion", "SOLVERS", "SUCCESS_STATUSES",
+    "SolverOptions",
     "TensorCompletion", "Trajectory", "__version__", "balanced_init", "balancedness_defect",
     "choose_coordinates", "compare_at_loss", "compare_at_times", "convergence_order",
     "cp_dataset", "cp_gaussian_init", "cp_gradient_descent", "cp_rank", "descend",
-    "descent_vs_flow", "det", "distance_to_rank", "effective_rank", "factors_from_product",
+    "descent_vs_flow", "det", "distance_to_rank", "distance_to_rank_from_log_singular_values",
+    "effective_rank", "effective_rank_minus_one", "factors_from_product",
     "flow_at_times", "gaussian_init", "gradient_descent", "gradient_flow", "identity_init",
-    "linear_baseline", "make_coordinates", "measure_order", "padded_problem",
-    "paper_problem", "perturbed_problem", "product", "schatten_norm", "singular_values",
+    "linear_baseline", "log_singular_values", "low_rank_completion", "make_coordinates",
+    "measure_order", "padded_problem", "paper_problem", "perturbed_problem", "product",
+    "schatten_from_log_singular_values", "schatten_norm", "singular_values",
     "unobserved_at_loss", "unobserved_entries",
 ]

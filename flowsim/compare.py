@@ -51,11 +51,7 @@ def flow_at_times(problem: MatrixCompletion, model: DeepMatrixFactorization, par
                          "factors; use coordinates='factors'")
     on_time = np.isin(traj.t, times)
     on_time[0] = False
-    pick = np.flatnonzero(on_time)
-    return traj.replace(
-        t=traj.t[pick], loss=traj.loss[pick], product=traj.product[pick],
-        det_sign=traj.det_sign[pick], log_abs_det=traj.log_abs_det[pick],
-        states=traj.states[pick], factors=tuple(f[pick] for f in traj.factors),
+    return traj.select(on_time).replace(
         config={**traj.config, "kind": "flow_at_times", "times": times.tolist()})
 
 

@@ -11,24 +11,23 @@ it samples exactly the conditional distribution given the sign.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .parameterization import CPFactorization, DeepMatrixFactorization, Factors, Params, product
+from .problem import check_integer, check_real
 
 
-def _check_positive(name: str, value) -> float:
-    value = float(value)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return value
+def _rng(seed) -> np.random.Generator:
+    return np.random.default_rng(check_integer("seed", seed, minimum=0))
 
 
 def _check_det_sign(model: DeepMatrixFactorization, det_sign):
+    if not isinstance(model, DeepMatrixFactorization):
+        raise TypeError(f"model must be a DeepMatrixFactorization, got {type(model).__name__}")
     if det_sign is None:
         return None
-    if det_sign not in (1, -1):
+    if isinstance(det_sign, (bool, np.bool_)) or not isinstance(det_sign, (int, np.integer)) \
+            or det_sign not in (1, -1):
         raise ValueError(f"det_sign must be +1, -1 or None, got {det_sign!r}")
     if model.shape[0] != model.shape[1]:
         raise ValueError(f"det_sign needs a square product matrix, got shape {model.shape}")
@@ -39,7 +38,8 @@ def _impose_det_sign(params: list[np.ndarray], det_sign) -> tuple[np.ndarray, ..
     if det_sign is not None:
         sign = np.sign(np.linalg.det(product(params)))
         if sign == 0:
-            raise ValueError("initial product matrix is singular: det_sign cannot be imposed")
+            raise ValueError("the initial product matrix is singular (det W = 0, e.g. from "
+                             "scale 0): det_sign cannot be imposed")
         if sign != det_sign:
             params[-1] = params[-1].copy()
             params[-1][0, :] *= -1.0
@@ -57,9 +57,14 @@ def factors_from_product(model: DeepMatrixFactorization, w: np.ndarray) -> Param
     ``W_1 = S^{1/L} V^T``, hidden layers ``S^{1/L}``, ``W_L = U S^{1/L}`` (zero-padded to the
     hidden widths). Balancedness (Eq. 5) holds with every ``W_{l+1}^T W_{l+1} = W_l W_l^T =
     S^{2/L}`` padded."""
-    w = np.asarray(w, dtype=np.float64)
+    raw = np.asarray(w)
+    if raw.dtype.kind not in "iuf":
+        raise ValueError(f"w must hold real numbers, got {raw.dtype} entries")
+    w = raw.astype(np.float64)
     if w.shape != model.shape:
         raise ValueError(f"w must have shape {model.shape}, got {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("w must be finite (no NaN or inf)")
     u, s, vt = np.linalg.svd(w, full_matrices=False)
     root = np.diag(s ** (1.0 / model.depth))
     shapes = model.layer_shapes
@@ -80,18 +85,18 @@ def balanced_init(model: DeepMatrixFactorization, seed: int = 0, scale: float = 
     det-sign reflection) and the factors are exactly balanced. ``scale`` is the scale of
     the *product* matrix.
     """
-    scale = _check_positive("scale", scale)
+    scale = check_real("scale", scale, minimum=0)
     det_sign = _check_det_sign(model, det_sign)
-    w = scale * np.random.default_rng(seed).standard_normal(model.shape)
+    w = scale * _rng(seed).standard_normal(model.shape)
     return _impose_det_sign(list(factors_from_product(model, w)), det_sign)
 
 
 def gaussian_init(model: DeepMatrixFactorization, seed: int = 0, std: float = 1e-3,
                   det_sign: int | None = None) -> Params:
     """Layer-wise independent Gaussian initialization, entries ``N(0, std^2)`` (unbalanced)."""
-    std = _check_positive("std", std)
+    std = check_real("std", std, minimum=0)
     det_sign = _check_det_sign(model, det_sign)
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     layers = [std * rng.standard_normal(s) for s in model.layer_shapes]
     return _impose_det_sign(layers, det_sign)
 
@@ -100,7 +105,7 @@ def identity_init(model: DeepMatrixFactorization, scale: float = 1e-3,
                   det_sign: int | None = None) -> Params:
     """Scaled identity: product ``scale * I`` (zero-padded), each layer ``scale^{1/L} I``;
     exactly balanced. ``det_sign = -1`` reflects the first row of ``W_L``."""
-    scale = _check_positive("scale", scale)
+    scale = check_real("scale", scale, minimum=0)
     det_sign = _check_det_sign(model, det_sign)
     root = scale ** (1.0 / model.depth)
     layers = [root * np.eye(*s) for s in model.layer_shapes]
@@ -111,8 +116,6 @@ def cp_gaussian_init(model: CPFactorization, seed: int = 0, std: float = 1e-3) -
     """Factor entries i.i.d. ``N(0, std^2)``, seeded (App. F.2 uses std 1e-2 and 1e-3)."""
     if not isinstance(model, CPFactorization):
         raise TypeError(f"model must be a CPFactorization, got {type(model).__name__}")
-    std = float(std)
-    if not (std >= 0 and math.isfinite(std)):
-        raise ValueError(f"std must be a finite number >= 0, got {std!r}")
-    rng = np.random.default_rng(seed)
+    std = check_real("std", std, minimum=0)
+    rng = _rng(seed)
     return tuple(std * rng.standard_normal(s) for s in model.param_shapes)

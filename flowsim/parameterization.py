@@ -35,16 +35,10 @@ from functools import reduce
 import jax.numpy as jnp
 import numpy as np
 
-from .problem import TensorCompletion, validated_shape
+from .problem import TensorCompletion, check_integer, validated_shape
 
 Params = tuple  # tuple of arrays, 0-based in code: (W_1, ..., W_L) or (W^(1), ..., W^(N))
 Factors = Params
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
 
 
 class Factorization(abc.ABC):
@@ -147,12 +141,16 @@ class DeepMatrixFactorization(Factorization):
 
     def __post_init__(self):
         shape = validated_shape(self.shape, min_order=2, max_order=2)
-        depth = _positive_int("depth", self.depth)
+        depth = check_integer("depth", self.depth, minimum=1)
         m = min(shape)
         if self.widths is None:
             widths = (m,) * (depth - 1)
+        elif isinstance(self.widths, (str, bytes)) or not hasattr(self.widths, "__len__"):
+            raise ValueError(f"widths must be a sequence of depth - 1 = {depth - 1} integers, "
+                             f"got {self.widths!r}")
         else:
-            widths = tuple(_positive_int(f"widths[{i}]", w) for i, w in enumerate(self.widths))
+            widths = tuple(check_integer(f"widths[{i}]", w, minimum=1)
+                           for i, w in enumerate(self.widths))
         if len(widths) != depth - 1:
             raise ValueError(
                 f"widths must list depth - 1 = {depth - 1} hidden widths, got {len(widths)}")
@@ -191,8 +189,15 @@ class DeepMatrixFactorization(Factorization):
         """From the layers when every layer is square (``det W = prod det W_l`` keeps
         digits that ``W``'s rounded entries have lost), else from ``W``."""
         if self.square_layers:
-            signs, logs = zip(*(jnp.linalg.slogdet(w) for w in params))
-            return jnp.prod(jnp.stack(signs)), jnp.sum(jnp.stack(logs))
+            if len({w.shape for w in params}) == 1:
+                # one batched LU for all layers: jaxlib's batched LAPACK calls share the
+                # intra-op thread pool, and several in flight at once can deadlock it
+                # (measured: 2 of 8 runs hung on 2 cores, jaxlib 0.10.2)
+                signs, logs = jnp.linalg.slogdet(jnp.stack(params))
+            else:
+                signs, logs = (jnp.stack(v) for v in zip(*(jnp.linalg.slogdet(w)
+                                                            for w in params)))
+            return jnp.prod(signs), jnp.sum(logs)
         w = product(params)
         if w.shape[-1] != w.shape[-2]:
             return jnp.nan, jnp.nan
@@ -273,7 +278,8 @@ class CPFactorization(Factorization):
         # The same shape rules as the problem it is fitted to (order >= 2).
         shape = validated_shape(self.shape, min_order=TensorCompletion.min_order,
                                 max_order=TensorCompletion.max_order)
-        rank = max_cp_rank(shape) if self.rank is None else _positive_int("rank", self.rank)
+        rank = max_cp_rank(shape) if self.rank is None else check_integer("rank", self.rank,
+                                                                          minimum=1)
         object.__setattr__(self, "shape", shape)
         object.__setattr__(self, "rank", rank)
 
@@ -306,12 +312,18 @@ class CPFactorization(Factorization):
 
 
 def model_from_dict(data: dict) -> Factorization:
-    """The model a :meth:`Factorization.to_dict` describes."""
+    """The model a :meth:`Factorization.to_dict` describes (``ValueError`` naming what is
+    wrong)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a model is described by a dict, got {data!r}")
     kind = data.get("kind", "DeepMatrixFactorization")
+    needs = {"CPFactorization": ("shape", "rank"),
+             "DeepMatrixFactorization": ("shape", "depth", "widths")}
+    if kind not in needs:
+        raise ValueError(f"model kind must be one of {sorted(needs)}, got {kind!r}")
+    missing = [key for key in needs[kind] if key not in data]
+    if missing:
+        raise ValueError(f"a {kind} needs {missing}")
     if kind == "CPFactorization":
         return CPFactorization(tuple(data["shape"]), data["rank"])
-    if kind == "DeepMatrixFactorization":
-        return DeepMatrixFactorization(tuple(data["shape"]), data["depth"],
-                                       tuple(data["widths"]))
-    raise ValueError(f"model kind must be DeepMatrixFactorization or CPFactorization, "
-                     f"got {kind!r}")
+    return DeepMatrixFactorization(tuple(data["shape"]), data["depth"], tuple(data["widths"]))

@@ -2,13 +2,12 @@
 
 Like scipy's ``OdeResult`` it says ``status``, ``message`` and ``success`` and carries the
 solver's counters; a run that failed keeps every point it computed. It saves to a
-self-describing ``.npz`` (arrays + one JSON metadata string; loaded without pickle).
+self-describing ``.npz`` (arrays + one JSON metadata string; loaded without pickle, and
+checked when read: :data:`TRAJECTORY_FORMAT`, :func:`check_trajectory_parts`).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 from dataclasses import dataclass, field, replace
 from importlib import metadata as _md
@@ -19,6 +18,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from .dynamics import observe_states
+from .files import (
+    ArraySpec,
+    Format,
+    Key,
+    check_arrays,
+    check_finite,
+    read_npz,
+    write_npz,
+)
+from .parameterization import model_from_dict
+from .problem import EntryCompletion
 
 #: statuses that mean "stopped where asked"
 SUCCESS_STATUSES = ("stop_loss", "t_max", "max_iterations")
@@ -27,6 +37,31 @@ FAILURE_STATUSES = ("max_steps", "norm_bound", "nonfinite", "solver_failure", "i
                     "precision_lost", "stationary")
 
 FORMAT_VERSION = 1
+
+#: The per-point arrays of a trajectory file, in the order saved: each is the field of
+#: :class:`Trajectory` of that name, with its dtype kinds and shape rule
+#: (:class:`flowsim.files.ArraySpec`; ``n`` = points). A new per-point field is one more
+#: row here, optional so that older files still load (missing: ``None``). The layers
+#: ``factor_0, factor_1, ...`` (``n_factors`` in the metadata) come besides.
+POINT_ARRAYS = (
+    ArraySpec("t", "f", ("n",), finite=True),
+    ArraySpec("loss", "f", ("n",)),
+    ArraySpec("product", "f", ("n", "*", "*", "...")),
+    ArraySpec("det_sign", "f", ("n",)),
+    ArraySpec("log_abs_det", "f", ("n",)),
+    ArraySpec("states", "f", ("n", "k")),
+    ArraySpec("steps", "iu", ("n",), required=False),
+    ArraySpec("log_singular_values", "f", ("n", "m"), required=False),
+)
+#: arrays finite at every saved point but the last of a failed run (which may end on the
+#: non-finite value that ended it)
+FINITE_POINTS = ("loss", "product", "states")
+#: a trajectory file (``.npz``): the metadata keys and the arrays
+TRAJECTORY_FORMAT = Format(
+    "flowsim.Trajectory", FORMAT_VERSION, arrays=POINT_ARRAYS,
+    keys=(Key("status", (str,)), Key("message", (str,)), Key("stats", (dict,)),
+          Key("config", (dict,)), Key("versions", (dict,)),
+          Key("n_factors", (int, type(None))), Key("checkpoint", (dict,), required=False)))
 
 
 def versions() -> dict:
@@ -51,6 +86,12 @@ class Trajectory:
     - `det_sign`, `log_abs_det`: sign and log-modulus of ``det W`` from the run's own
       coordinates, ``(n,)`` (NaN when the product is not square).
     - `states`: the coordinate state vectors, ``(n, k)`` (what a resumed run continues from).
+    - `log_singular_values`: ``log`` of the singular values of the product, largest
+      first, ``(n, min(d, d2))``, from the run's own coordinates: exact to float64's
+      relative precision however small they get (``None`` in files written before it
+      existed; an ``(n, 0)`` array for tensors). :func:`flowsim.effective_rank_minus_one`,
+      :func:`flowsim.schatten_from_log_singular_values` and
+      :func:`flowsim.distance_to_rank_from_log_singular_values` use them.
     - `factors`: tuple of per-layer arrays ``(n, d_l, d_{l-1})``, or ``None``.
     - `steps`: gradient-descent iteration of each point, or ``None`` for a flow.
     - `status`, `message`: why the run ended; `success` is True for the statuses in
@@ -71,6 +112,7 @@ class Trajectory:
     config: dict = field(default_factory=dict)
     factors: tuple | None = None
     steps: np.ndarray | None = None
+    log_singular_values: np.ndarray | None = None
     versions: dict = field(default_factory=versions)
 
     def __post_init__(self):
@@ -96,6 +138,15 @@ class Trajectory:
 
     def replace(self, **changes) -> Trajectory:
         return replace(self, **changes)
+
+    def select(self, index) -> Trajectory:
+        """The trajectory of the saved points ``index`` (an index array or a boolean
+        mask): every per-point array (:data:`POINT_ARRAYS`) and the layers, sliced alike."""
+        index = np.asarray(index)
+        sliced = {spec.name: getattr(self, spec.name)[index] for spec in POINT_ARRAYS
+                  if getattr(self, spec.name) is not None}
+        factors = None if self.factors is None else tuple(f[index] for f in self.factors)
+        return replace(self, factors=factors, **sliced)
 
     def first_below(self, loss_level: float) -> int:
         """Index of the first saved point whose loss is <= ``loss_level`` (ValueError if none)."""
@@ -133,32 +184,30 @@ class Trajectory:
 
     def to_npz_parts(self) -> tuple[dict, dict]:
         """The arrays and the JSON metadata :meth:`save` writes."""
-        arrays = {name: np.asarray(getattr(self, name)) for name in
-                  ("t", "loss", "product", "det_sign", "log_abs_det", "states")}
+        arrays = {spec.name: np.asarray(getattr(self, spec.name)) for spec in POINT_ARRAYS
+                  if getattr(self, spec.name) is not None}
         if self.factors is not None:
             for l, f in enumerate(self.factors):
                 arrays[f"factor_{l}"] = np.asarray(f)
-        if self.steps is not None:
-            arrays["steps"] = np.asarray(self.steps)
-        meta = {"format": "flowsim.Trajectory", "format_version": FORMAT_VERSION,
-                "status": self.status, "message": self.message, "stats": self.stats,
-                "config": self.config, "versions": self.versions,
+        meta = {**TRAJECTORY_FORMAT.tag(), "status": self.status, "message": self.message,
+                "stats": self.stats, "config": self.config, "versions": self.versions,
                 "n_factors": None if self.factors is None else len(self.factors)}
         return arrays, meta
 
     @classmethod
     def load(cls, path) -> Trajectory:
-        return cls.from_npz_parts(*read_npz(path, "flowsim.Trajectory", "flowsim Trajectory"))
+        """The trajectory saved at ``path``, checked (:func:`check_trajectory_parts`);
+        a file that is not a valid trajectory file raises
+        :class:`~flowsim.files.FileFormatError` naming the file and what is wrong."""
+        return cls.from_npz_parts(*read_npz(path, TRAJECTORY_FORMAT, check_trajectory_parts))
 
     @classmethod
     def from_npz_parts(cls, data: dict, meta: dict) -> Trajectory:
         n_f = meta.get("n_factors")
         factors = None if n_f is None else tuple(data[f"factor_{l}"] for l in range(n_f))
-        return cls(t=data["t"], loss=data["loss"], product=data["product"],
-                   det_sign=data["det_sign"], log_abs_det=data["log_abs_det"],
-                   states=data["states"], status=meta["status"], message=meta["message"],
-                   stats=meta["stats"], config=meta["config"], factors=factors,
-                   steps=data.get("steps"), versions=meta["versions"])
+        return cls(**{spec.name: data.get(spec.name) for spec in POINT_ARRAYS},
+                   status=meta["status"], message=meta["message"], stats=meta["stats"],
+                   config=meta["config"], factors=factors, versions=meta["versions"])
 
 
 def trajectory_from_states(coords, mask, target, t, states, *, status: str, message: str,
@@ -175,36 +224,68 @@ def trajectory_from_states(coords, mask, target, t, states, *, status: str, mess
                       product=obs["product"], det_sign=obs["det_sign"],
                       log_abs_det=obs["log_abs_det"], states=states, status=status,
                       message=message, stats=dict(stats), config=dict(config),
-                      factors=factors, steps=steps)
+                      factors=factors, steps=steps,
+                      log_singular_values=obs["log_singular_values"])
 
 
-def write_npz(path, arrays: dict, meta: dict) -> Path:
-    """Write ``arrays`` plus ``meta`` as one JSON ``metadata`` string to ``path`` (no
-    pickle), via a temporary name and a rename so a crash never leaves half a file."""
-    path = Path(path)
-    arrays = {**arrays, "metadata": np.array(json.dumps(meta, default=_json_default))}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-    return path
+def check_trajectory_parts(data: dict, meta: dict, dims: dict) -> None:
+    """What :data:`TRAJECTORY_FORMAT`'s tables cannot say about a trajectory file
+    (``ValueError`` naming the array or metadata entry; the reader adds the file):
 
+    - `status` is a known status; `t` never decreases; the arrays of
+      :data:`FINITE_POINTS` are finite (but at the last point of a failed run); a finite
+      `det_sign` is -1, 0 or 1;
+    - the layers are exactly ``factor_0 .. factor_{n_factors - 1}``, each ``(n, rows,
+      cols)``;
+    - where the config describes them, the problem and the model are valid and agree with
+      the arrays (product shape, layer shapes) and the initial state has the states' size.
 
-def read_npz(path, fmt: str, what: str) -> tuple[dict, dict]:
-    """The arrays and the metadata of a file from :func:`write_npz` whose metadata names
-    the format ``fmt`` (else ``ValueError``: "``path`` is not a ``what`` file")."""
-    with np.load(Path(path), allow_pickle=False) as data:
-        meta = json.loads(str(data["metadata"]))
-        if meta.get("format") != fmt:
-            raise ValueError(f"{path} is not a {what} file")
-        return {k: data[k] for k in data.files if k != "metadata"}, meta
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot store {type(obj).__name__} in trajectory metadata")
+    **Arguments:** `data` (the arrays), `meta` (the metadata), `dims` (the sizes the
+    shape rules took, ``dims["n"]`` the number of points).
+    """
+    status = meta["status"]
+    if status not in SUCCESS_STATUSES + FAILURE_STATUSES:
+        raise ValueError(f"metadata status must be one of {SUCCESS_STATUSES + FAILURE_STATUSES}"
+                         f", got {status!r}")
+    if np.any(np.diff(data["t"]) < 0):
+        raise ValueError("array 't' (time of each point) must never decrease")
+    n = dims["n"]
+    kept = slice(None) if status in SUCCESS_STATUSES else slice(0, max(n - 1, 0))
+    for name in FINITE_POINTS:
+        check_finite(name, data[name][kept])
+    sign = data["det_sign"]
+    if not np.all(np.isin(sign[np.isfinite(sign)], (-1.0, 0.0, 1.0))):
+        raise ValueError("array 'det_sign' must hold -1, 0, 1 or NaN")
+    n_f = meta["n_factors"]
+    if n_f is not None and n_f < 0:
+        raise ValueError(f"metadata n_factors must be null or an integer >= 0, got {n_f}")
+    layers = [f"factor_{l}" for l in range(n_f or 0)]
+    stray = sorted(k for k in data if k.startswith("factor_") and k not in layers)
+    if stray:
+        raise ValueError(f"metadata n_factors is {n_f} but the file also holds {stray}")
+    missing = [name for name in layers if name not in data]
+    if missing:
+        raise ValueError(f"metadata n_factors is {n_f} but the file lacks {missing}")
+    check_arrays(data, [ArraySpec(name, "f", ("n", "*", "*")) for name in layers], dims)
+    config, shape = meta["config"], data["product"].shape[1:]
+    for key, parse in (("problem", EntryCompletion.from_dict), ("model", model_from_dict)):
+        if key not in config:
+            continue
+        try:
+            described = parse(config[key])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"metadata config[{key!r}] is not a valid {key}: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        if described.shape != shape:
+            raise ValueError(f"metadata config[{key!r}] has shape {described.shape}, array "
+                             f"'product' holds {shape}")
+        if key == "model" and n_f is not None:
+            want = described.param_shapes
+            got = tuple(data[name].shape[1:] for name in layers)
+            if got != want:
+                raise ValueError(f"the layers factor_* have shapes {got}, the model in "
+                                 f"metadata config has {want}")
+    y0 = config.get("initial_state")
+    if y0 is not None and (not isinstance(y0, list) or len(y0) != data["states"].shape[1]):
+        raise ValueError(f"metadata config['initial_state'] must be a list of "
+                         f"{data['states'].shape[1]} numbers (the states' size)")

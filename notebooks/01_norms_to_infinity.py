@@ -14,173 +14,350 @@
 # %% [markdown]
 # # 1. Norms go to infinity
 #
-# The 2x2 matrix completion problem of Razin & Cohen (2020), Eq. (6): entries (1,2), (2,1)
-# and (2,2) are observed with values 1, 1, 0, and W11 is not observed. Every solution is
-# `[[w, 1], [1, 0]]`, with determinant -1. Theorem 1: gradient flow on a deep factorization
-# `W = W_L ... W_1` from a balanced start with `det W(0) > 0` can never reach `det < 0`,
-# so to fit the observations it must send `|W11|` to infinity: every norm grows like
-# `1/sqrt(loss)` while the effective rank falls to its infimum 1.
+# **The question.** A model with more parameters than training data can fit the data in
+# many ways, and which fit training picks is decided by the training algorithm itself:
+# its *implicit regularization*. A popular hypothesis for matrix problems is that
+# gradient descent picks the solution of smallest norm. Razin & Cohen, *"Implicit
+# Regularization in Deep Learning May Not Be Explainable by Norms"* (NeurIPS 2020),
+# built a tiny problem where this is false: training sends **every norm to infinity**,
+# while the **rank** of the learned matrix goes down. This notebook reproduces it.
 #
-# This notebook integrates the *exact* flow (no learning rate) with `flowsim` and shows
-# Figure 1 of the paper without gradient descent's discretization.
+# **The problem** (the paper's Eq. 6). A 2x2 matrix with three known entries and one
+# unknown one, the top-left entry `W11`:
+#
+# ```
+#     W = [[ ?, 1 ],
+#          [ 1, 0 ]]
+# ```
+#
+# Training minimizes the squared error on the known entries only,
+# `loss(W) = 1/2 [(W12 - 1)^2 + (W21 - 1)^2 + W22^2]` (matrix completion, as in a
+# recommender system with one missing rating). Every value `w` of the unknown entry fits
+# the data exactly, so the solutions are the matrices `[[w, 1], [1, 0]]`, and every one
+# of them has determinant `det W = w * 0 - 1 * 1 = -1`.
+#
+# **The model.** `W` is not trained directly: it is a product of `L` 2x2 matrices,
+# `W = W_L ... W_2 W_1`, a linear neural network of depth `L` ("deep matrix
+# factorization"). The gradient is taken with respect to the layers `W_l`.
+#
+# **Gradient flow.** Gradient descent with learning rate `lr` updates
+# `W_l <- W_l - lr * dloss/dW_l`. As `lr -> 0` its iterates follow a smooth curve, the
+# solution of the differential equation `dW_l/dt = -dloss/dW_l`, with iteration `k`
+# at time `t = k * lr`. This is *gradient flow*, and the paper's theorems are about it.
+# flowsim solves this equation with an adaptive ODE solver, so what you see here has no
+# learning-rate effects (notebook 2 compares it with gradient descent).
+#
+# **Balanced initialization.** The layers are *balanced* when
+# `W_{l+1}^T W_{l+1} = W_l W_l^T` for every `l`: neighbouring layers have the same size
+# in every direction. Small random initializations are close to balanced, gradient
+# flow keeps balanced layers balanced, and the theorem assumes it.
+# `fs.balanced_init(model, seed, scale)` draws a random matrix of size about `scale`
+# and splits it into `L` balanced layers whose product is that matrix.
+#
+# **Why the sign of det W decides everything** (Theorem 1). Every solution has
+# `det W = -1 < 0`. Start training with `det W > 0`. To reach a solution, `det W` would
+# have to pass through 0, that is, a singular value of `W` would have to reach 0. For
+# balanced gradient flow with `L >= 2` layers that never happens: a singular value
+# `sigma` moves at a speed proportional to `sigma^(2 - 2/L)`, which vanishes as `sigma`
+# approaches 0, so it approaches 0 ever more slowly and never gets there. So `det W`
+# stays positive, and the loss can only go to 0 if `W11` runs off to infinity. In
+# numbers: at a given value of the loss, each known entry is off by at most
+# `s = sqrt(2 loss)`, so `W12 W21 >= (1 - s)^2` and `|W22| <= s`;
+# `det W = W11 W22 - W12 W21 > 0` then forces `|W11| >= (1 - s)^2 / s >= 1/sqrt(2 loss) - 2`.
+# Along the flow in fact `|W11| * sqrt(2 loss) -> 1`.
+#
+# A matrix `[[huge, 1], [1, tiny]]` is nearly rank 1: its first singular value is about
+# `|W11|`, the second `det W / sigma_1` goes to 0. So every norm grows without bound
+# while the rank falls, the opposite of a bias towards small norms.
+#
+# Further reading: `docs/derivations.md` (every bound used here, derived step by step) and
+# `docs/numerics.md` (how the flow is integrated, and where float64 arithmetic needs care).
 
 # %%
+import functools
 import math
 
 import matplotlib.pyplot as plt
 import numpy as np
-from _notebook import FIGURES, QUICK, in_kernel, save
+from _notebook import (
+    FIGURES,
+    QUICK,
+    Timer,
+    decade,
+    explore,
+    int_slider,
+    log_slider,
+    save,
+    show_file,
+)
 from matplotlib import animation
-from matplotlib.colors import Normalize
+from matplotlib.lines import Line2D
 
 import flowsim as fs
-from flowsim.plots import colored_line, reversed_loss_axis
 
-STOP = 1e-5 if QUICK else 1e-8
-problem = fs.paper_problem()
-model = fs.DeepMatrixFactorization((2, 2), depth=3)
+problem = fs.paper_problem()                          # the 2x2 problem above
+model = fs.DeepMatrixFactorization((2, 2), depth=3)   # W = W_3 W_2 W_1
+STOP = 1e-6 if QUICK else 1e-8                        # train until the loss reaches this
+print(f"quick mode: {QUICK}; runs stop at loss {STOP:g}")
 
 # %% [markdown]
-# ## The exact flow, det > 0 and det < 0
-# A balanced initialization of product scale 1e-3 (App. F.1), once conditioned on
-# `det W(0) > 0` and once on `det W(0) < 0`.
+# ## Two runs: det W > 0 and det W < 0 at the start
+#
+# The same depth-3 network, started twice from a small balanced initialization (scale
+# `1e-3`, as in the paper's experiments): once conditioned on `det W(0) > 0`, once on
+# `det W(0) < 0`. Each run stops when the loss reaches the value above.
+#
+# **What to look for** in the printed table: with `det W(0) > 0` the unknown entry `W11`
+# is large and `|W11| * sqrt(2 * loss)` is 1, as Theorem 1 predicts; with `det W(0) < 0`
+# the run ends at an ordinary solution with a small `W11` (the sign of det already
+# matches the solutions, nothing blocks the way). The last column checks that `det W`
+# never changed sign along either run.
 
 # %%
-runs = {sign: fs.gradient_flow(problem, model,
-                               fs.balanced_init(model, seed=0, scale=1e-3, det_sign=sign),
-                               stop_loss=STOP, progress=False)
-        for sign in (+1, -1)}
+runs = {}
+for sign in (+1, -1):
+    start = fs.balanced_init(model, seed=0, scale=1e-3, det_sign=sign)
+    runs[sign] = fs.gradient_flow(problem, model, start, stop_loss=STOP, progress=False)
+
+print(f"{'start':10} {'ended by':10} {'loss':>9} {'W11':>10} {'|W11| sqrt(2 loss)':>19} "
+      f"{'time t':>9}  det sign kept")
 for sign, traj in runs.items():
-    w = traj.product[-1]
-    print(f"det W(0) {sign:+d}: {traj.status}, loss {traj.loss[-1]:.2e}, W11 = {w[0, 0]:.4f}, "
-          f"|W11| sqrt(2 loss) = {abs(w[0, 0]) * math.sqrt(2 * traj.loss[-1]):.5f}")
+    w11, loss = traj.product[-1, 0, 0], traj.loss[-1]
+    kept = "yes" if np.all(traj.det_sign == traj.det_sign[0]) else "no"
+    print(f"{'det > 0' if sign > 0 else 'det < 0':10} {traj.status:10} {loss:9.1e} "
+          f"{w11:10.3f} {abs(w11) * math.sqrt(2 * loss):19.5f} {traj.t[-1]:9.2e}  {kept}")
+print(f"\nflowsim integrated in {runs[+1].config['coordinates']!r} coordinates: "
+      f"{runs[+1].config['coordinates_reason']}")
 
 # %% [markdown]
-# ## Figure 1, exact-flow version
-# `|W11|` against the loss (decreasing to the right), coloured by log-time. With det > 0 the
-# curve follows `1/sqrt(2 loss)` (Theorem 1, sharp) and stays above the bound
-# `1/sqrt(2 loss) - 2` (appendix D2); with det < 0 it levels off at a finite solution.
+# flowsim chose the variables it integrates in so that the sign of `det W` is exact
+# (`traj.config` records which and why; `docs/concepts/coordinates.md` explains the
+# choice). Note the time `t` the det > 0 run needed: the loss falls like a power of `t`,
+# so each further decade of loss costs many more decades of time. Gradient descent with
+# a fixed learning rate would need `t / lr` iterations to get there.
+#
+# ## The paper's Figure 1, with the exact flow
+#
+# The unknown entry `|W11|` against the loss, for both runs. The loss axis is reversed,
+# so training moves from left to right. Dots on the det > 0 curve mark the time `t`.
+#
+# **What to look for:** the red curve (det > 0) lies on the dashed line
+# `1/sqrt(2 loss)` (Theorem 1's rate) and above the dotted lower bound
+# `1/sqrt(2 loss) - 2` for the whole run; the blue curve (det < 0) levels off: that run
+# found a finite solution.
 
 # %%
-fig, ax = plt.subplots(figsize=(6.5, 4.2))
+fig, ax = plt.subplots(figsize=(7, 4.5))
+colors = {+1: "C3", -1: "C0"}
+for sign, traj in runs.items():
+    ax.plot(traj.loss[1:], np.abs(traj.product[1:, 0, 0]), color=colors[sign], lw=2,
+            label=f"exact flow, det W(0) {'> 0' if sign > 0 else '< 0'}")
 pos = runs[+1]
-t_norm = Normalize(np.log10(pos.t[1]), np.log10(pos.t[-1]))
-for sign, traj in runs.items():
-    lines = colored_line(ax, traj.loss[1:], np.abs(traj.product[1:, 0, 0]),
-                         np.log10(traj.t[1:]), norm=t_norm, linewidth=2.5 if sign > 0 else 1.5)
-grid = np.logspace(np.log10(STOP), -0.5, 100)
-ax.plot(grid, 1 / np.sqrt(2 * grid), "k--", lw=1, label=r"$1/\sqrt{2\,\ell}$")
-ax.plot(grid, 1 / np.sqrt(2 * grid) - 2, "k:", lw=1, label=r"bound $1/\sqrt{2\ell}-2$")
+for k in range(0, int(np.log10(pos.t[-1])) + 1, 2):  # mark t = 1, 100, 10^4, ...
+    i = np.searchsorted(pos.t, 10.0 ** k)
+    if i < len(pos.t):
+        ax.plot(pos.loss[i], abs(pos.product[i, 0, 0]), "o", color="C3", ms=4)
+        ax.annotate(f"t = 1e{k}", (pos.loss[i], abs(pos.product[i, 0, 0])),
+                    textcoords="offset points", xytext=(-6, 8), ha="right", fontsize=8)
+grid = np.logspace(math.log10(STOP), 0, 200)
+ax.plot(grid, 1 / np.sqrt(2 * grid), "k--", lw=1, label=r"Theorem 1's rate $1/\sqrt{2\,loss}$")
+bound = 1 / np.sqrt(2 * grid) - 2
+ax.plot(grid, np.where(bound > 0, bound, np.nan), "k:", lw=1.5,
+        label=r"proved lower bound $1/\sqrt{2\,loss} - 2$ (det > 0)")
+ax.set_xscale("log")
 ax.set_yscale("log")
-ax.set_ylim(1e-3, 2 / math.sqrt(STOP))
-reversed_loss_axis(ax, STOP, 1.0)
-ax.set_ylabel("|W11| (unobserved entry)")
-ax.set_title("depth 3, balanced: thick det>0, thin det<0")
-ax.legend(loc="upper left")
-fig.colorbar(lines, ax=ax, label="log10 t")
+ax.set_xlim(1, STOP)  # reversed: training moves left to right
+ax.set_ylim(1e-3, 3 / math.sqrt(STOP))
+ax.set_xlabel("loss (decreasing to the right)")
+ax.set_ylabel("|W11| (the unknown entry)")
+ax.set_title("Depth 3, balanced start of scale 1e-3")
+ax.legend(loc="upper left", fontsize=8)
 save(fig, "01_figure1_exact_flow.png")
 
 # %% [markdown]
-# ## Norms and effective rank over time (det > 0)
-# Frobenius, nuclear, spectral and the Schatten-1/2 quasi-norm all grow without bound;
-# the effective rank (Definition 1) falls to 1 under the bound `1 + 4 sqrt(2 loss)`, and the
-# distance to rank 1 under `sqrt(2 loss)` (Eqs. 9-10, appendix D4-D5).
+# ## Every norm grows, the effective rank falls (det W > 0)
+#
+# Two ways to measure the "size" and the "rank" of `W`, both from its singular values
+# `sigma_1 >= sigma_2`:
+#
+# - **Schatten norms** `||W||_p = (sigma_1^p + sigma_2^p)^(1/p)`: `p = 2` is the
+#   Frobenius norm, `p = 1` the nuclear norm (the classic convex stand-in for rank),
+#   `p = inf` the spectral norm `sigma_1`. For `p < 1` (here `p = 1/2`) it is a
+#   *quasi-norm*: the triangle inequality holds only up to a constant factor; as
+#   `p -> 0` it counts the nonzero singular values, so it is often proposed as a
+#   better stand-in for rank.
+# - **Effective rank** (Roy & Vetterli; the paper's Definition 1):
+#   `erank(W) = exp(H(p))` with `p_i = sigma_i / (sigma_1 + sigma_2)` and `H` the entropy.
+#   It is a smooth version of rank: 2 when both singular values are equal, 1 for a rank-1
+#   matrix. We plot `erank - 1` on a log axis, and the distance from `W` to the nearest
+#   rank-1 matrix, which is `sigma_2`.
+#
+# flowsim keeps the logarithms of the singular values exactly (`traj.log_singular_values`),
+# so `sigma_2` and `erank - 1` stay exact even far below `1e-16` of `sigma_1`, where they
+# could not be read from the entries of `W` in float64.
+#
+# **What to look for:** on the left, all four norms grow like `1/sqrt(loss)` and stay
+# above the proved lower bound. They nearly coincide: for a matrix close to rank 1 every
+# one of them is close to `sigma_1`, about `|W11|`, so no choice of norm stays bounded.
+# On the right, `erank - 1` and
+# `sigma_2` fall under their bounds `4 sqrt(2 loss)` and `sqrt(2 loss)` (the dotted lines
+# of the same colour; `docs/derivations.md`, D4-D5).
 
 # %%
-w = pos.product[1:]
-t = pos.t[1:]
 loss = pos.loss[1:]
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-for p, name in ((2, "Frobenius"), (1, "nuclear"), (np.inf, "spectral"), (0.5, "Schatten-1/2")):
-    ax1.loglog(t, fs.schatten_norm(w, p), label=name)
+log_sv = pos.log_singular_values[1:]
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.3))
+# (the four norms nearly coincide: drawn from thick and pale to thin and dashed, so that
+# each stays visible)
+for p, name, style in ((0.5, "Schatten-1/2 quasi-norm", dict(lw=7, alpha=0.3)),
+                       (1, "nuclear (p = 1)", dict(lw=4, alpha=0.6)),
+                       (2, "Frobenius (p = 2)", dict(lw=2)),
+                       (np.inf, "spectral (p = inf)", dict(lw=1.2, ls="--", color="k"))):
+    ax1.loglog(loss, fs.schatten_from_log_singular_values(log_sv, p), label=name, **style)
 lower = 1 / np.sqrt(2 * loss) - 2
-ax1.loglog(t, np.where(lower > 0, lower, np.nan), "k:", label="1/sqrt(2 loss) - 2")
-ax1.set_xlabel("t")
-ax1.set_ylabel("norm of W(t)")
-ax1.legend()
-ax2.loglog(t, fs.effective_rank(w) - 1, label="effective rank - 1")
-ax2.loglog(t, 4 * np.sqrt(2 * loss), "C0:", label="bound 4 sqrt(2 loss)")
-ax2.loglog(t, fs.distance_to_rank(w, 1), label="distance to rank 1")
-ax2.loglog(t, np.sqrt(2 * loss), "C1:", label="bound sqrt(2 loss)")
-ax2.set_xlabel("t")
-ax2.legend()
+ax1.loglog(loss, np.where(lower > 0, lower, np.nan), "k:", label="lower bound 1/sqrt(2 loss) - 2")
+ax1.set_ylabel("norm of W")
+ax1.set_title("Every norm of W grows without bound")
+ax2.loglog(loss, fs.effective_rank_minus_one(log_sv), "C0", label="effective rank - 1")
+ax2.loglog(loss, 4 * np.sqrt(2 * loss), "C0:", label="bound 4 sqrt(2 loss)")
+ax2.loglog(loss, fs.distance_to_rank_from_log_singular_values(log_sv, 1), "C1",
+           label="distance to rank 1 (= sigma_2)")
+ax2.loglog(loss, np.sqrt(2 * loss), "C1:", label="bound sqrt(2 loss)")
+ax2.set_ylabel("erank - 1,  sigma_2")
+ax2.set_title("... while W approaches rank 1")
+for ax in (ax1, ax2):
+    ax.set_xlim(1, STOP)
+    ax.set_xlabel("loss (decreasing to the right)")
+    ax.legend(fontsize=8)
 save(fig, "01_norms_and_erank.png")
 
 # %% [markdown]
-# ## Phase portrait of many starts (animation)
-# Eight random balanced starts (no conditioning: Proposition 3 says half have det > 0),
-# integrated together by one vmapped solve (`fs.gradient_flow` on a list of starts). In the
-# `(W11, W22)` plane the det > 0 runs ride the hyperbola `W11 W22 = W12 W21 -> 1` out to
-# infinity; the det < 0 runs stop at finite points of the solution line `W22 = 0`.
+# ## Many starts at once: a phase portrait
+#
+# Eight random balanced starts, *without* choosing the sign of `det W(0)`: about half
+# start with each sign (Proposition 3 of the paper). We follow the two diagonal entries
+# `(W11, W22)`; both axes are logarithmic away from 0 and linear near 0 ("symlog").
+# (For hundreds of starts, pass the list itself, `fs.gradient_flow(problem, model,
+# starts)`: one vectorized solve. For eight, one run after the other is quicker, since
+# the solver compiled for the first cell is reused.)
+#
+# **What to look for** in the animation and in its last frame: red runs (det > 0) slide
+# along the grey hyperbola `W11 W22 = 1` out to `|W11| -> infinity` with `W22 -> 0`;
+# blue runs (det < 0) stop at finite points of the line `W22 = 0`, ordinary solutions.
 
 # %%
 starts = [fs.balanced_init(model, seed=s, scale=1e-3) for s in range(8)]
-trajs = fs.gradient_flow(problem, model, starts, stop_loss=max(STOP, 1e-5), lanes=4,
-                         progress=False)
+trajs = [fs.gradient_flow(problem, model, start, stop_loss=1e-6, progress=False)
+         for start in starts]
 signs = [int(tr.det_sign[0]) for tr in trajs]
-print("det W(0) signs:", signs)
+print(f"det W(0) > 0 in {signs.count(1)} of {len(signs)} runs, < 0 in {signs.count(-1)}")
 
-frames = 10 if QUICK else 60
-log_t = np.linspace(0, np.log10(max(tr.t[-1] for tr in trajs)), frames)
-fig, ax = plt.subplots(figsize=(6, 5))
-x = np.logspace(-3, 3, 400)
-ax.plot(x, 1 / x, color="0.7", lw=1, label="W11 W22 = 1")
-ax.plot(-x, -1 / x, color="0.7", lw=1)
-ax.axhline(0, color="0.85", lw=1, label="solutions (W22 = 0)")
+frames = 12 if QUICK else 60
+log_t = np.linspace(-1, np.log10(max(tr.t[-1] for tr in trajs)), frames)
+fig, ax = plt.subplots(figsize=(6.5, 5))
+x = np.logspace(-3, 4, 400)
+ax.plot(x, 1 / x, color="0.6", lw=1)
+ax.plot(-x, -1 / x, color="0.6", lw=1)
+ax.axhline(0, color="0.8", lw=3, zorder=0)
 ax.set_xscale("symlog", linthresh=1)
 ax.set_yscale("symlog", linthresh=1e-2)
-ax.set_xlim(-1000, 1000)
+ax.set_xlim(-2000, 2000)
 ax.set_ylim(-2, 2)
-ax.set_xlabel("W11")
-ax.set_ylabel("W22")
-colors = ["C3" if s > 0 else "C0" for s in signs]
-paths = [ax.plot([], [], color=c, lw=1)[0] for c in colors]
-dots = ax.scatter(np.zeros(len(trajs)), np.zeros(len(trajs)), c=colors, zorder=3)
+ax.set_xlabel("W11 (unknown entry)")
+ax.set_ylabel("W22 (observed, target 0)")
+run_colors = ["C3" if s > 0 else "C0" for s in signs]
+paths = [ax.plot([], [], color=c, lw=1)[0] for c in run_colors]
+dots = ax.scatter(np.zeros(len(trajs)), np.zeros(len(trajs)), c=run_colors, zorder=3, s=20)
 title = ax.set_title("")
-ax.legend(loc="lower left", fontsize=8)
+ax.legend(handles=[Line2D([], [], color="C3", marker="o", label="det W(0) > 0"),
+                   Line2D([], [], color="C0", marker="o", label="det W(0) < 0"),
+                   Line2D([], [], color="0.6", label="hyperbola W11 W22 = 1"),
+                   Line2D([], [], color="0.8", lw=3, label="solutions (W22 = 0)")],
+          loc="lower left", fontsize=8)
 
 
 def position(traj, lt):
-    """(W11, W22) at log10 t = lt, interpolated between saved steps (log-time)."""
+    """(W11, W22) at log10 t = lt, interpolated in log-time between saved steps."""
     lts = np.log10(np.maximum(traj.t, 1e-300))
     return [np.interp(lt, lts, traj.product[:, i, i]) for i in (0, 1)]
 
 
-def draw(k):
+def draw_frame(k):
     for traj, path in zip(trajs, paths):
         upto = traj.t <= 10 ** log_t[k]
         path.set_data(traj.product[upto, 0, 0], traj.product[upto, 1, 1])
     dots.set_offsets([position(traj, log_t[k]) for traj in trajs])
-    title.set_text(f"t = 10^{log_t[k]:.1f}   (red: det W(0) > 0, blue: < 0)")
+    title.set_text(f"8 balanced starts, depth 3, time t = 10^{log_t[k]:.1f}")
     return [*paths, dots, title]
 
 
-movie = animation.FuncAnimation(fig, draw, frames=frames, blit=False)
+movie = animation.FuncAnimation(fig, draw_frame, frames=frames, blit=False)
 movie.save(FIGURES / "01_phase_portrait.gif", writer=animation.PillowWriter(fps=8))
-draw(frames - 1)
-save(fig, "01_phase_portrait.png")  # the last frame, as a static figure
+draw_frame(frames - 1)
+save(fig, "01_phase_portrait.png")  # the last frame, as a still
+plt.close(fig)  # the notebook shows the animation instead:
+show_file(FIGURES / "01_phase_portrait.gif", alt="phase portrait of 8 runs, animated")
 
 # %% [markdown]
-# ## Explore (needs a Jupyter kernel with ipywidgets)
-# Depth, initialization scale and how far to push the loss.
+# ## Explore (in Jupyter, with ipywidgets)
+#
+# Three sliders; each answers when you release it.
+#
+# - **depth** (2-4): Theorem 1 holds at every depth `L >= 2`. Move it: the curve on the
+#   left still ends on the dashed line `1/sqrt(2 loss)`, and `erank - 1` on the right
+#   still falls to 0. The time `t` in the title says how long each depth needs to get
+#   there.
+# - **init scale**: the size of the starting matrix. A larger start moves the early part of
+#   the curve (near loss 1), never the late part: the end is set by the problem, not by
+#   the start.
+# - **stop loss**: how far training goes. Lower it and `|W11|` keeps climbing: there is
+#   no finite end.
+#
+# Answer times: each depth needs the solver compiled once (about 5 s; 1-2 s when jax's
+# compilation cache already holds it). The cell below prepares all three depths first, so
+# moving **depth** answers at once. A new **init scale** is one run of the solver (about
+# 0.1-0.5 s); **stop loss** only cuts a run already computed (runs go to loss `1e-8`), and
+# every result is remembered, so returning to a setting is immediate.
 
 # %%
-if in_kernel():
-    import ipywidgets as widgets
+EXPLORE_STOP = 1e-8
 
-    def explore(depth=3, log10_scale=-3.0, log10_stop_loss=-6):
-        m = fs.DeepMatrixFactorization((2, 2), depth=depth)
-        traj = fs.gradient_flow(problem, m,
-                                fs.balanced_init(m, seed=0, scale=10 ** log10_scale, det_sign=1),
-                                stop_loss=10 ** log10_stop_loss, progress=False)
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.loglog(traj.loss[1:], np.abs(traj.product[1:, 0, 0]), label=f"depth {depth}")
-        ax.loglog(traj.loss[1:], 1 / np.sqrt(2 * traj.loss[1:]), "k--", label="1/sqrt(2 loss)")
-        ax.invert_xaxis()
-        ax.set_xlabel("loss")
-        ax.set_ylabel("|W11|")
-        ax.legend()
-        plt.show()
 
-    widgets.interact(explore, depth=(2, 4), log10_scale=(-4.0, -1.0, 0.5),
-                     log10_stop_loss=(-8, -3))
+@functools.cache
+def explore_run(depth, scale_decade):
+    """The flow at this depth from a balanced start of scale 10**scale_decade, det > 0."""
+    m = fs.DeepMatrixFactorization((2, 2), depth=depth)
+    start = fs.balanced_init(m, seed=0, scale=10.0 ** scale_decade, det_sign=+1)
+    return fs.gradient_flow(problem, m, start, stop_loss=EXPLORE_STOP, progress=False)
+
+
+with Timer("prepared depths 2, 3 and 4"):
+    for depth in (2, 3, 4):
+        explore_run(depth, -3.0)
+
+
+def draw(depth, init_scale, stop_loss):
+    traj = explore_run(depth, decade(init_scale))
+    upto = traj.loss >= stop_loss * (1 - 1e-9)  # the run cut where it reached stop_loss
+    loss, w11 = traj.loss[upto][1:], np.abs(traj.product[upto, 0, 0][1:])
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    ax1.loglog(loss, w11, "C3", lw=2, label=f"exact flow, depth {depth}")
+    ax1.loglog(loss, 1 / np.sqrt(2 * loss), "k--", lw=1, label="1/sqrt(2 loss)")
+    ax1.set_ylabel("|W11| (the unknown entry)")
+    ax1.set_title(f"|W11| sqrt(2 loss) = {w11[-1] * math.sqrt(2 * loss[-1]):.4f} "
+                  f"at loss {loss[-1]:.0e}, t = {traj.t[upto][-1]:.1e}", fontsize=9)
+    ax2.loglog(loss, fs.effective_rank_minus_one(traj.log_singular_values[upto][1:]), "C0",
+               label="effective rank - 1")
+    ax2.loglog(loss, 4 * np.sqrt(2 * loss), "C0:", label="bound 4 sqrt(2 loss)")
+    ax2.set_ylabel("effective rank - 1")
+    for ax in (ax1, ax2):
+        ax.set_xlim(1, EXPLORE_STOP)
+        ax.set_xlabel("loss (decreasing to the right)")
+        ax.legend(fontsize=8, loc="lower left" if ax is ax2 else "upper left")
+    return fig
+
+
+panel = explore(draw, {"depth": int_slider("depth", 3, 2, 4),
+                       "init_scale": log_slider("init scale", 1e-3, -4, -1),
+                       "stop_loss": log_slider("stop loss", 1e-6, -8, -2, step=1)},
+                name="01_explore.png")

@@ -14,118 +14,239 @@
 # %% [markdown]
 # # 3. Depth matters
 #
-# The same 2x2 problem (Eq. 6) and the same balanced start (product scale 1e-3,
-# `det W(0) > 0`), factorized with depth L = 1, 2, 3, 4.
+# The problem of notebook 1 again: the 2x2 matrix `[[?, 1], [1, 0]]` with the unknown entry
+# `W11`, every solution `[[w, 1], [1, 0]]` with `det W = -1`. Here the *same* start
+# (a balanced initialization of scale `1e-3` with `det W(0) > 0`) is trained as a product
+# of `L = 1, 2, 3, 4` layers, by the exact gradient flow.
 #
-# - L = 1 is plain least squares: the unobserved W11 never moves, det passes through 0
-#   (nothing forbids it at depth 1) and the flow ends at a rank-2 solution.
-# - L >= 2: by Lemma 5 the signed singular values move like
-#   `sigma_r' = -L (sigma_r^2)^(1 - 1/L) <grad, u_r v_r^T>` and never cross 0, so det keeps
-#   its sign, the small singular value `sigma_2` goes to 0 and `|W11|` to infinity.
-#   The deeper the factorization, the sharper the separation of the singular values.
+# - **L = 1** is plain least squares on the entries of `W`. The loss does not depend on
+#   `W11`, so its gradient there is 0 and `W11` never moves from its starting value
+#   (about `1e-4`). The three known entries move to their targets, `det W` passes
+#   through 0 on the way (nothing forbids it at depth 1), and training ends at the
+#   solution nearest the start: both singular values about 1, rank 2, small norm.
+# - **L >= 2**: a singular value `sigma` of `W` moves at a speed proportional to
+#   `sigma^(2 - 2/L)` (the paper's Lemma 5), so it can approach 0 but never reach it,
+#   and `det W` (the product of the signed singular values) keeps its sign. As in
+#   notebook 1, `sigma_1` (about `|W11|`) grows without bound and `sigma_2` falls
+#   towards 0: `W` approaches rank 1.
 #
-# Depth 2 is where plain coordinates fail: `det W` decays super-polynomially and in float64
-# factor coordinates its sign is lost (docs/numerics.md). The singular-value coordinates
-# (`coordinates="svd"`, with `log det W` as a coordinate) keep it.
+# How fast `sigma_2` falls depends on the depth: near 0 the factor `sigma^(2 - 2/L)` is
+# smaller for larger `L` (exponent 1 at `L = 2`, 4/3 at `L = 3`, 3/2 at `L = 4`), so the
+# deeper the network, the more slowly `sigma_2` approaches 0 late in training. At depth 2 it
+# shrinks by a constant factor per unit of "gradient time", exponentially, and falls to
+# values like `10^(-10,000,000)`, far below anything float64 can represent. flowsim keeps
+# the *logarithm* of each singular value, so such values are still exact.
 
 # %%
+import functools
+
 import matplotlib.pyplot as plt
 import numpy as np
-from _notebook import QUICK, in_kernel, save
+from _notebook import QUICK, decade, explore, int_slider, log_slider, save
+from matplotlib.lines import Line2D
 
 import flowsim as fs
 
-STOP = 1e-4 if QUICK else 1e-8
-# The quick (CI) version uses scipy's LSODA: nothing to compile for five model shapes.
-SOLVER = "LSODA" if QUICK else "Kvaerno5"
+STOP = 1e-6 if QUICK else 1e-8
 problem = fs.paper_problem()
-SVD = "svd" if "svd" in fs.COORDINATES else "factors"
 
 
-def run(depth, coordinates=None, scale=1e-3, stop_loss=STOP, **options):
-    """Flow from the balanced start with det > 0 (depth 1: plain least squares)."""
+def run(depth, scale=1e-3, **options):
+    """The exact flow from the balanced start with det > 0, at this depth."""
     model = fs.DeepMatrixFactorization((2, 2), depth=depth)
-    coords = "factors" if depth == 1 else (coordinates or SVD)
-    params = fs.balanced_init(model, seed=0, scale=scale, det_sign=+1)
-    return fs.gradient_flow(problem, model, params, coordinates=coords, stop_loss=stop_loss,
-                            solver=SOLVER, progress=False, **options)
+    start = fs.balanced_init(model, seed=0, scale=scale, det_sign=+1)
+    return fs.gradient_flow(problem, model, start, stop_loss=STOP, progress=False, **options)
 
-
-runs = {depth: run(depth) for depth in (1, 2, 3, 4)}
-for depth, traj in runs.items():
-    w = traj.product[-1]
-    print(f"depth {depth} ({traj.config['coordinates']}): {traj.status}, W11 = {w[0, 0]:.4f}, "
-          f"det sign {int(traj.det_sign[0]):+d} -> {int(traj.det_sign[-1]):+d}")
 
 # %% [markdown]
-# ## Singular values over log-time
-# `log10 sigma_1` and `log10 sigma_2`; `sigma_2 = |det W| / sigma_1` is taken from the run's
-# own `log|det W|`, so it is resolved far below rounding of the entries (and below
-# float64's smallest number: at depth 2 it decays super-polynomially).
+# ## Four depths, one start
+#
+# The four runs, each until the loss reaches the stop value. The table gives the final
+# matrix and the two singular values as powers of 10 (`log10 sigma`).
+#
+# **What to look for:** at depth 1, `W11` is still about `1e-4` and the sign of `det W`
+# went from + to -; at depths 2-4, `W11` is large (the same value at every depth: it is
+# about `1/sqrt(2 loss)`), `det W` kept its sign, and `sigma_2` is tiny, smallest at
+# depth 2.
 
 # %%
-fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
-for ax, (depth, traj) in zip(axes, runs.items()):
-    t = traj.t[1:]
-    log_s1 = np.log10(fs.singular_values(traj.product[1:])[:, 0])
-    # log10 sigma_2 from log|det| directly: at depth 2 sigma_2 underflows float64
-    log_s2 = traj.log_abs_det[1:] / np.log(10) - log_s1
-    ax.semilogx(t, log_s1, label=r"$\log_{10}\sigma_1$")
-    ax.semilogx(t, log_s2, label=r"$\log_{10}\sigma_2$")
-    ax.set_title(f"depth {depth}: final log10 sigma_2 = {log_s2[-1]:.4g}", fontsize=9)
-    ax.set_xlabel("t")
-axes[0].set_ylabel("log10 singular value")
-axes[0].legend()
+runs = {depth: run(depth) for depth in (1, 2, 3, 4)}
+print(f"{'depth':>5} {'W11':>10} {'W12':>7} {'W21':>7} {'W22':>9} {'det W sign':>11} "
+      f"{'log10 sigma_1':>14} {'log10 sigma_2':>14} {'time t':>9}")
+for depth, traj in runs.items():
+    w = traj.product[-1]
+    s1, s2 = traj.log_singular_values[-1] / np.log(10)
+    signs = f"{int(traj.det_sign[0]):+d} -> {int(traj.det_sign[-1]):+d}"
+    print(f"{depth:5d} {w[0, 0]:10.4g} {w[0, 1]:7.4f} {w[1, 0]:7.4f} {w[1, 1]:9.2e} "
+          f"{signs:>11} {s1:14.3f} {s2:14.5g} {traj.t[-1]:9.2e}")
+
+# %% [markdown]
+# ## The singular values, depth by depth
+#
+# Three views of the same four runs:
+#
+# - **left**, the loss against time: deeper networks sit longer on a plateau near loss 1
+#   before they start learning (from a small start every layer is small, and the gradient
+#   of one layer is a product of the others), then all go down like a power of `t`;
+# - **middle**, `sigma_1` against the loss: depths 2, 3 and 4 lie on top of each other on
+#   the line `1/sqrt(2 loss)`, depth 1 stays at 1;
+# - **right**, `log10 sigma_2` against the loss. The vertical axis is linear between -1
+#   and 1 and logarithmic beyond ("symlog"), so that `-10`, `-100`, ... `-10^7` are equally
+#   spaced: `sigma_2 = 10^(-10^7)` is a real value of this computation.
+#
+# **What to look for:** on the right, depth 1 stays at 0 (`sigma_2 = 1`); depth 4 ends
+# highest of the deep ones and depth 2 lowest, by millions of decades.
+
+# %%
+styles = {1: dict(color="0.4", ls="-", lw=2), 2: dict(color="C0", lw=5, alpha=0.5),
+          3: dict(color="C1", lw=2.5), 4: dict(color="C3", lw=1.2, ls="--")}
+fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(15, 4.2))
+for depth, traj in runs.items():
+    log_sv = traj.log_singular_values[1:] / np.log(10)
+    loss = traj.loss[1:]
+    ax0.loglog(traj.t[1:], loss, **styles[depth], label=f"depth {depth}")
+    ax1.loglog(loss, 10 ** log_sv[:, 0], **styles[depth], label=f"depth {depth}")
+    ax2.plot(loss, log_sv[:, 1], **styles[depth], label=f"depth {depth}")
+grid = np.logspace(np.log10(STOP), 0, 100)
+ax1.loglog(grid, 1 / np.sqrt(2 * grid), "k:", lw=1, label="1/sqrt(2 loss)")
+ax0.set_xlabel("time t")
+ax0.set_ylabel("loss")
+ax0.set_title("Loss over time", fontsize=10)
+ax1.set_ylabel("sigma_1 (largest singular value)")
+ax1.set_title("sigma_1 grows like 1/sqrt(2 loss) at every depth >= 2", fontsize=10)
+ax2.set_xscale("log")
+ax2.set_yscale("symlog", linthresh=1)
+ax2.set_ylim(top=0.5)
+ax2.set_ylabel("log10 sigma_2 (symlog axis)")
+ax2.set_title("sigma_2 falls towards 0, fastest at depth 2", fontsize=10)
+for ax in (ax1, ax2):
+    ax.set_xlim(1, STOP)
+    ax.set_xlabel("loss (decreasing to the right)")
+for ax in (ax0, ax1, ax2):
+    ax.legend(fontsize=8)
 save(fig, "03_singular_values.png")
 
 # %% [markdown]
-# ## The sign of det at depth 2: factor coordinates vs singular-value coordinates
-# The same depth-2 start integrated in both. Once `|det W|` falls below ~1e-16 of `||W||^2`
-# the factor coordinates cannot resolve its sign. flowsim then ends such a run with status
-# `precision_lost`; here we ask it to go on (`on_precision_loss="continue"`) to show what
-# happens: the run switches branch and `|W11|` stalls at a finite value. The `svd`
-# coordinates carry `log det W` and the sign exactly, so `|W11|` keeps growing like
-# `1/sqrt(2 loss)`.
+# ## When float64 loses the sign of det W (depth 2)
+#
+# Theorem 1 turns on the *sign* of `det W`, and along the flow `|det W|` becomes tiny
+# while the entries of `W` grow. If the computer holds the layers' entries (*factor
+# coordinates*, the obvious way to integrate `dW_l/dt = -dloss/dW_l`), `det W` is a
+# difference of two numbers of size about 1 (`W11 W22` and `W12 W21`). Once `|det W|` is
+# below float64's resolution of those numbers, about `1e-16`, its sign is rounding noise.
+# At depth 2 that happens early, near loss `1e-2`, where `|det W|` is already about
+# `1e-20`.
+#
+# flowsim watches for this: a run whose sign of `det W` can no longer be trusted ends with
+# status `precision_lost` and says so. Here we ask it to go on anyway
+# (`on_precision_loss="continue"`) to see what a naive integration would report. The
+# default coordinates for this problem (`"svd"`, the singular values with
+# `log|det W|` and the sign of `det W` as variables) keep the sign exactly.
+# (`docs/concepts/coordinates.md` and `docs/numerics.md` give the details and the
+# measurements.)
+#
+# **What to look for:** on the left, the factor-coordinate run (thin blue) follows the
+# exact one (thick orange) down to about `1e-20`, then its `det W` turns negative (dashed)
+# and grows back to about -1 (`|det W| -> 1`, the value of every solution); the `x` marks
+# where flowsim's guard stopped it. On the right, that run's `|W11|` stalls at a finite
+# value: the arithmetic error sent it to an ordinary solution, while the exact flow's
+# `|W11|` keeps growing along `1/sqrt(2 loss)`.
 
 # %%
-depth2 = {"factors": run(2, "factors", on_precision_loss="continue"), SVD: runs[2]}
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-for i, (name, traj) in enumerate(depth2.items()):
-    t, sign = traj.t[1:], traj.det_sign[1:]
-    log_det = traj.log_abs_det[1:] / np.log(10)
-    ax1.semilogx(t, np.where(sign > 0, log_det, np.nan), f"C{i}-", label=f"{name}, det > 0")
-    ax1.semilogx(t, np.where(sign < 0, log_det, np.nan), f"C{i}--", label=f"{name}, det < 0")
-    ax2.loglog(traj.loss[1:], np.abs(traj.product[1:, 0, 0]), label=name)
-ax2.loglog(depth2[SVD].loss[1:], 1 / np.sqrt(2 * depth2[SVD].loss[1:]), "k--",
-           label="1/sqrt(2 loss)")
-ax2.invert_xaxis()
-ax1.set_xlabel("t")
+factors = run(2, coordinates="factors", on_precision_loss="continue")
+exact = runs[2]
+print(f"exact run: {exact.config['coordinates']} coordinates, ended by {exact.status}, "
+      f"det W > 0 throughout: {bool(np.all(exact.det_sign > 0))}")
+print(f"factor coordinates: ended by {factors.status}, det W changed sign: "
+      f"{bool(np.any(factors.det_sign != factors.det_sign[0]))}")
+for event in factors.stats.get("precision_events", []):
+    print(f"flowsim's guard ({event['kind']}): {event['message']}")
+
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.3))
+t, log_det = exact.t[1:], exact.log_abs_det[1:] / np.log(10)
+ax1.semilogx(t, log_det, color="C1", lw=5, alpha=0.5)
+t, sign = factors.t[1:], factors.det_sign[1:]
+log_det = factors.log_abs_det[1:] / np.log(10)
+ax1.semilogx(t, np.where(sign > 0, log_det, np.nan), color="C0", lw=1.5)
+ax1.semilogx(t, np.where(sign < 0, log_det, np.nan), color="C0", lw=1.5, ls="--")
+flip = np.flatnonzero(factors.det_sign != factors.det_sign[0])
+if flip.size:  # the first saved point with the wrong sign
+    ax1.plot(factors.t[flip[0]], factors.log_abs_det[flip[0]] / np.log(10), "kx", ms=9, mew=2)
+ax1.set_ylim(-45, 3)
+ax1.set_xlabel("time t")
 ax1.set_ylabel("log10 |det W|")
-ax1.set_ylim(-40, 2)
-ax1.set_title(f"svd: log10|det W| reaches {depth2[SVD].log_abs_det[-1] / np.log(10):.3g}",
-              fontsize=9)
-ax1.legend()
-ax2.set_xlabel("loss")
-ax2.set_ylabel("|W11|")
-ax2.legend()
+ax1.set_title(f"exact: log10 |det W| reaches {exact.log_abs_det[-1] / np.log(10):.3g} "
+              "(far below the axis)", fontsize=10)
+ax1.legend(handles=[Line2D([], [], color="C1", lw=5, alpha=0.5,
+                           label="exact (svd coordinates), det W > 0"),
+                    Line2D([], [], color="C0", lw=1.5, label="factor coordinates, det W > 0"),
+                    Line2D([], [], color="C0", lw=1.5, ls="--",
+                           label="factor coordinates, det W < 0 (sign lost)"),
+                    Line2D([], [], color="k", ls="", marker="x", ms=8, mew=2,
+                           label="where the sign was lost")], fontsize=8, loc="center right")
+ax2.loglog(exact.loss[1:], np.abs(exact.product[1:, 0, 0]), color="C1", lw=5, alpha=0.5,
+           label="exact (svd coordinates)")
+ax2.loglog(factors.loss[1:], np.abs(factors.product[1:, 0, 0]), color="C0", lw=1.5,
+           label="factor coordinates, continued")
+ax2.loglog(exact.loss[1:], 1 / np.sqrt(2 * exact.loss[1:]), "k:", lw=1, label="1/sqrt(2 loss)")
+ax2.set_xlim(1, STOP)
+ax2.set_xlabel("loss (decreasing to the right)")
+ax2.set_ylabel("|W11| (the unknown entry)")
+ax2.set_title("Depth 2: with the sign lost, |W11| stalls", fontsize=10)
+ax2.legend(fontsize=8, loc="upper left")
 save(fig, "03_det_sign_depth2.png")
 
 # %% [markdown]
-# ## Explore (needs a Jupyter kernel with ipywidgets)
+# ## Explore (in Jupyter, with ipywidgets)
+#
+# One depth at a time, with the loss over time (left) and both singular values against the
+# loss (right; at depth 2 on the symlog axis used above, since `log10 sigma_2` reaches
+# `-10^5` and beyond). Each slider answers when released.
+#
+# - **depth**: go from 1 to 2. At depth 1 both singular values stay near 1 (`log10 = 0`);
+#   from depth 2 on they split: `sigma_1` climbs along `1/sqrt(2 loss)`, `sigma_2` falls.
+#   Compare how far `sigma_2` falls at depths 2, 3 and 4, and how long the plateau on the
+#   left lasts.
+# - **init scale**: a smaller start makes the plateau near loss 1 longer, most of all for
+#   deep networks (try depth 4 at scale `1e-4`); the end of the run does not change.
+#
+# Answer times: all four depths were computed above, so moving **depth** answers at once.
+# A new **init scale** is one run of the solver per depth (about 0.1-0.5 s), remembered
+# afterwards.
 
 # %%
-if in_kernel():
-    import ipywidgets as widgets
+@functools.cache
+def explore_run(depth, scale_decade):
+    if scale_decade == -3.0:
+        return runs[depth]  # computed above
+    return run(depth, scale=10.0 ** scale_decade)
 
-    def explore(depth=3, log10_scale=-3.0):
-        traj = run(depth, scale=10 ** log10_scale)
-        log_s1 = np.log10(fs.singular_values(traj.product[1:])[:, 0])
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.semilogx(traj.t[1:], log_s1, label="log10 sigma_1")
-        ax.semilogx(traj.t[1:], traj.log_abs_det[1:] / np.log(10) - log_s1,
-                    label="log10 sigma_2")
-        ax.set_xlabel("t")
-        ax.legend()
-        plt.show()
 
-    widgets.interact(explore, depth=(1, 4), log10_scale=(-4.0, -1.0, 0.5))
+def draw(depth, init_scale):
+    scale_decade = decade(init_scale)
+    traj = explore_run(depth, scale_decade)
+    log_sv = traj.log_singular_values[1:] / np.log(10)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    ax1.loglog(traj.t[1:], traj.loss[1:], "k")
+    ax1.set_xlabel("time t")
+    ax1.set_ylabel("loss")
+    ax1.set_title(f"depth {depth}, init scale {10.0 ** scale_decade:.0e}: loss {traj.loss[-1]:.0e} "
+                  f"at t = {traj.t[-1]:.1e}", fontsize=9)
+    ax2.plot(traj.loss[1:], log_sv[:, 0], "C3", label="log10 sigma_1")
+    ax2.plot(traj.loss[1:], log_sv[:, 1], "C0", label="log10 sigma_2")
+    ax2.set_xscale("log")
+    if log_sv.min() < -100:  # depth 2: a logarithmic axis for the number of decades
+        ax2.set_yscale("symlog", linthresh=1)
+        ax2.set_ylim(top=10.0)
+    ax2.set_xlim(1, STOP)
+    ax2.set_xlabel("loss (decreasing to the right)")
+    ax2.set_ylabel("log10 singular value" + (" (symlog axis)" if log_sv.min() < -100 else ""))
+    ax2.set_title(f"final: log10 sigma_1 = {log_sv[-1, 0]:.3f}, "
+                  f"log10 sigma_2 = {log_sv[-1, 1]:.4g}", fontsize=9)
+    ax2.legend(fontsize=8, loc="lower left")
+    return fig
+
+
+panel = explore(draw, {"depth": int_slider("depth", 3, 1, 4),
+                       "init_scale": log_slider("init scale", 1e-3, -4, -1)},
+                name="03_explore.png")

@@ -1,16 +1,25 @@
 """Shared set-up of the teaching notebooks (jupytext percent scripts in this folder).
 
-- ``FLOWSIM_NOTEBOOK_QUICK=1``: a small, fast version of every computation (used by the
-  test suite, tests/test_notebooks.py).
-- ``FLOWSIM_FIGURES=DIR``: where figures are written (default: ``notebooks/figures``).
+Environment variables:
 
-Outside a Jupyter kernel (run as a plain script) matplotlib draws headless (Agg) and the
-widget cells are skipped.
+- ``FLOWSIM_NOTEBOOK_QUICK=1``: a small, fast version of every computation, showing the same
+  phenomena (used by the test suite, tests/test_notebooks.py, and the docs build).
+- ``FLOWSIM_FIGURES=DIR``: where figures are written (default: ``notebooks/figures``).
+- ``FLOWSIM_CACHE_DIR=DIR``: flowsim's persistent compilation cache (set up by flowsim
+  itself on import, :mod:`flowsim.runtime`; default ``~/.cache/flowsim/jax``, ``off``
+  disables it). flowsim compiles its solver once per model and settings (about 5 s each);
+  with the cache a later session, or another notebook, loads the compiled code in about
+  1.5 s instead.
+
+In a Jupyter kernel figures are shown inline and the Explore cells show sliders. Run as a
+plain script (``python notebooks/01_norms_to_infinity.py``) matplotlib draws headless
+(Agg) and each Explore cell draws its first figure into ``FIGURES`` instead.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import matplotlib
@@ -33,9 +42,163 @@ if not in_kernel():
     matplotlib.use("Agg")
 
 
-def save(fig, name: str) -> Path:
-    """Write ``fig`` to ``FIGURES/name`` (PNG) and return the path."""
+
+
+def save(fig, name: str) -> None:
+    """Write ``fig`` to ``FIGURES/name`` (PNG). In a kernel the figure is also shown below
+    the cell (matplotlib's inline backend does that at the end of the cell)."""
     FIGURES.mkdir(parents=True, exist_ok=True)
-    path = FIGURES / name
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
+    fig.savefig(FIGURES / name, dpi=110, bbox_inches="tight")
+
+
+def show_file(path, alt: str = "") -> None:
+    """Show an image file (e.g. an animated GIF) below the cell; nothing outside a kernel.
+
+    It is embedded as an HTML ``<img>``: Jupyter shows it, and so do the HTML pages that
+    nbconvert makes for the docs (which drop ``image/gif`` outputs)."""
+    if in_kernel():
+        import base64
+
+        from IPython.display import HTML, display
+
+        path = Path(path)
+        kind = {".gif": "gif", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}[path.suffix]
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        display(HTML(f'<img src="data:image/{kind};base64,{data}" alt="{alt}">'))
+
+
+class Timer:
+    """``with Timer("preparing depths 2-4"):`` prints how long the block took."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+        if exc[0] is None:
+            print(f"{self.what}: {self.seconds:.1f} s")
+
+
+class Fixed:
+    """What a slider is outside a kernel, or without ipywidgets: its starting value."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _widgets():
+    if not in_kernel():
+        return None
+    try:
+        import ipywidgets
+    except ImportError:
+        return None
+    return ipywidgets
+
+
+def int_slider(description: str, value: int, low: int, high: int):
+    widgets = _widgets()
+    if widgets is None:
+        return Fixed(value)
+    return widgets.IntSlider(value=value, min=low, max=high, description=description,
+                             continuous_update=False, style={"description_width": "initial"})
+
+
+def log_slider(description: str, value: float, low: float, high: float, step: float = 0.5,
+               fmt: str = ".0e"):
+    """A slider over ``10**low ... 10**high`` in steps of ``step`` decades."""
+    widgets = _widgets()
+    if widgets is None:
+        return Fixed(value)
+    return widgets.FloatLogSlider(value=value, base=10, min=low, max=high, step=step,
+                                  description=description, readout_format=fmt,
+                                  continuous_update=False,
+                                  style={"description_width": "initial"})
+
+
+def decade(x: float) -> float:
+    """``log10 x`` rounded to 1e-6: a clean cache key for a log-slider's value."""
+    import math
+
+    return round(math.log10(x), 6)
+
+
+class Explorer:
+    """Sliders above a figure that ``draw(**values)`` makes (module doc of :func:`explore`).
+
+    ``explorer.set(name=value, ...)`` moves sliders as a student would (one redraw per
+    slider moved) and returns the seconds the last redraw took.
+    """
+
+    def __init__(self, draw, controls: dict, name: str | None):
+        import ipywidgets as widgets
+        from IPython.display import display
+
+        self.draw, self.controls, self.name = draw, controls, name
+        self.output = widgets.Output()
+        self.status = widgets.HTML()
+        self.seconds: list[float] = []
+        for control in controls.values():
+            control.observe(self._update, names="value")
+        display(widgets.VBox([widgets.HBox(list(controls.values())), self.status,
+                              self.output]))
+        self._update()
+
+    def values(self) -> dict:
+        return {key: control.value for key, control in self.controls.items()}
+
+    def _update(self, change=None) -> None:
+        import matplotlib.pyplot as plt
+        from IPython.display import clear_output
+
+        self.status.value = "<i>computing ...</i>"
+        start, first, error = time.perf_counter(), not self.seconds, None
+        with self.output:  # shows an exception's traceback in the output area
+            clear_output(wait=True)
+            try:
+                fig = self.draw(**self.values())
+                if self.name and first and fig is not None:
+                    save(fig, self.name)  # the first figure, as a file too
+                plt.show()
+            except Exception as exc:
+                error = exc
+                raise
+            finally:
+                plt.close("all")
+        seconds = time.perf_counter() - start
+        self.seconds.append(seconds)
+        if error is not None:
+            self.status.value = "<b>failed</b> (the error is shown below)"
+            if first:  # the cell itself fails, not only the output area
+                raise error
+        else:
+            self.status.value = f"<small>answered in {seconds:.2f} s</small>"
+
+    def set(self, **values) -> float:
+        for key, value in values.items():
+            self.controls[key].value = value
+        return self.seconds[-1]
+
+
+def explore(draw, controls: dict, name: str | None = None):
+    """The Explore cells: ``controls`` (name -> slider, built with :func:`int_slider` /
+    :func:`log_slider`) above the figure ``draw(**values)`` returns.
+
+    Sliders recompute when released, not while dragged. In a kernel the first figure is
+    drawn at once (so an executed notebook holds it) and the status line under the sliders
+    says how long each answer took. Outside a kernel ``draw`` runs once with the sliders'
+    starting values and its figure is written to ``FIGURES/name``.
+    """
+    if _widgets() is not None:
+        return Explorer(draw, controls, name)
+    import matplotlib.pyplot as plt
+
+    fig = draw(**{key: control.value for key, control in controls.items()})
+    if name and fig is not None:
+        save(fig, name)
+    plt.close("all")
+    return None

@@ -35,7 +35,6 @@ KILLED_AFTER = 40  # checkpoint writes (chunks) before the process kills itself
 
 SCRIPT = textwrap.dedent("""
     import os, signal, sys
-    import flowsim.trajectory as trajectory
 
     writes = 0
     real_replace = os.replace
@@ -47,7 +46,7 @@ SCRIPT = textwrap.dedent("""
         if writes == {killed_after}:
             os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no flush: a hard kill
 
-    trajectory.os.replace = replace_then_maybe_die
+    os.replace = replace_then_maybe_die  # flowsim.files renames each write into place
     sys.path.insert(0, {tests!r})
     from test_checkpoint import run
     run(sys.argv[1])

@@ -65,7 +65,7 @@ def test_both_charts_are_the_same_point_and_the_same_flow(depth, paper):
     for ell in (0.3, 0.7, 1.5, 6.0):
         theta, phi, log_s1 = rng.uniform(-3, 3, size=3)
         for eps in (1.0, -1.0):
-            polar = np.array([theta, phi, log_s1, log_s1 - ell, eps, 1.0])
+            polar = np.array([theta, phi, log_s1, log_s1 - ell, eps, 1.0, 1.0])
             # ell < 0.5 goes back to the conformal chart by itself; force the other way
             conformal = np.asarray(svd_module.conformal_from_polar(jnp.asarray(polar)))
             assert conformal[5] == 0.0
@@ -100,7 +100,7 @@ def test_tiny_det_state_is_exact_and_regular(chart, paper):
     come from the state, and the field and its Jacobian are finite (both charts)."""
     model = fs.DeepMatrixFactorization((2, 2), 3)
     coords = make_coordinates("svd", model)
-    y = np.array([1e-3, 3.0, 0.9, -1000.0, 1.0, 0.0])
+    y = np.array([1e-3, 3.0, 0.9, -1000.0, 1.0, 0.0, 1.0])
     if chart == "polar":
         y = np.asarray(svd_module.polar_from_conformal(jnp.asarray(y)))
     y = jnp.asarray(y)
@@ -131,7 +131,7 @@ def test_jacobian_at_equal_singular_values_matches_finite_differences(paper):
 
     jac = np.asarray(jax.jacfwd(field)(y))
     h = 1e-7
-    fd = np.stack([(field(y + h * e) - field(y - h * e)) / (2 * h) for e in np.eye(6)], axis=1)
+    fd = np.stack([(field(y + h * e) - field(y - h * e)) / (2 * h) for e in np.eye(7)], axis=1)
     assert np.all(np.isfinite(jac))
     np.testing.assert_allclose(jac, fd, rtol=0, atol=1e-7 * np.abs(fd).max())
 
@@ -212,9 +212,9 @@ def test_lemma5_along_trajectory(theorem_run, paper):
         size = float(np.linalg.norm(_product(coords, y)))
         if float(y[5]) > 0.5:  # polar chart: two angles and two log-singular values
             natural = jnp.array([1.0, 1.0, max(1.0, abs(float(y[2]))),
-                                 max(1.0, abs(float(y[3]))), 1.0, 1.0])
+                                 max(1.0, abs(float(y[3]))), 1.0, 1.0, 1.0])
         else:
-            natural = jnp.array([1.0, size, size, max(1.0, abs(float(y[3]))), 1.0, 1.0])
+            natural = jnp.array([1.0, size, size, max(1.0, abs(float(y[3]))), 1.0, 1.0, 1.0])
         h = 1e-4 / float(jnp.max(jnp.abs(f) / natural))
         # fourth-order central differences: truncation ~h^4, rounding ~eps/h
         at = {k: np.asarray(logs(y + k * h * f)) for k in (-2, -1, 1, 2)}
@@ -240,3 +240,19 @@ def test_lemma5_along_trajectory(theorem_run, paper):
             assert d_log_fd == pytest.approx(d_log, rel=1e-5, abs=floor)
             checked += 1
     assert checked >= 60
+
+
+@pytest.mark.parametrize("angles", [(3.0, 0.2), (-3.0, 2.9), (1.7, -1.7), (0.1, 0.2)])
+def test_polar_angles_recentre_with_the_overall_sign(angles, paper):
+    """A half turn of either polar angle flips the sign of W~; rechart keeps both angles
+    in [-pi/2, pi/2) and records the flips in sigma: the same W, the same dW/dt."""
+    model = fs.DeepMatrixFactorization((2, 2), 3)
+    coords = make_coordinates("svd", model)
+    y = jnp.asarray([angles[0], angles[1], 2.0, -1.0, -1.0, 1.0, 1.0])
+    z = coords.rechart(y)
+    assert abs(float(z[0])) <= np.pi / 2 and abs(float(z[1])) <= np.pi / 2
+    np.testing.assert_allclose(_product(coords, z), _product(coords, y), atol=1e-14)
+    np.testing.assert_allclose(chart_velocity(coords, z, paper.mask, paper.target),
+                               chart_velocity(coords, y, paper.mask, paper.target),
+                               rtol=1e-12, atol=1e-14)
+    assert coords.slogdet(z)[0] == -1.0

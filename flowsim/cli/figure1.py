@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
+
+from ..files import check_output
+from ..problem import check_distinct
 
 
 def register(sub) -> None:
@@ -23,13 +26,17 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..experiments.figure1 import plot_figure1, simulate_figure1, summary
+    from ..experiments.figure1 import plot_figure1, save_summary, simulate_figure1, summary
     from ..plots import save_figure
 
-    if not args.stop_loss > 0:
-        raise ValueError(f"--stop-loss must be > 0, got {args.stop_loss}")
+    if not (args.stop_loss > 0 and math.isfinite(args.stop_loss)):
+        raise ValueError(f"--stop-loss must be a finite number > 0, got {args.stop_loss}")
     if not (args.max_iterations >= 1 and float(args.max_iterations).is_integer()):
         raise ValueError(f"--max-iterations must be an integer >= 1, got {args.max_iterations}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be an integer >= 0, got {args.seed}")
+    check_distinct("--depths", args.depths)
+    check_output(args.out, "--out", directory=True)
     results = simulate_figure1(args.depths, progress=not args.no_progress, seed=args.seed,
                                stop_loss=args.stop_loss,
                                max_iterations=int(args.max_iterations), dtype=args.dtype)
@@ -39,10 +46,9 @@ def run(args) -> int:
         stem = "figure1" if name == "all" else f"figure1_{name}"
         written += save_figure(fig, out, stem)
     rows = summary(results)
-    (out / "figure1_summary.json").write_text(json.dumps(
-        {"dtype": args.dtype, "seed": args.seed, "stop_loss": args.stop_loss,
-         "max_iterations": int(args.max_iterations), "runs": rows}, indent=1))
-    written.append(out / "figure1_summary.json")
+    written.append(save_summary(out / "figure1_summary.json", rows, dtype=args.dtype,
+                                seed=args.seed, stop_loss=args.stop_loss,
+                                max_iterations=int(args.max_iterations)))
     for row in rows:
         print(f"depth {row['depth']} {row['label']:<24} GD {row['gd_status']:<14} "
               f"k={row['gd_iterations']:>8d} |W11|={row['gd_final_abs_w11']:8.3f}   "

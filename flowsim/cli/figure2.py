@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..files import check_output
 from ..integration import SOLVERS
 
 
@@ -21,15 +22,16 @@ def register(sub) -> None:
     p.add_argument("--dim", type=int, default=8)
     p.add_argument("--out", required=True, help="output directory (results file + PNG)")
     p.add_argument("--method", choices=METHODS, default="flow")
-    p.add_argument("--n", type=int, nargs="+", dest="n_values",
+    p.add_argument("--n", "--n-values", type=int, nargs="+", dest="n_values",
                    help="numbers of observations (default: the paper's grid for the order)")
-    p.add_argument("--inits", type=float, nargs="+", default=[1e-2, 1e-3],
+    p.add_argument("--inits", "--init-stds", type=float, nargs="+", default=[1e-2, 1e-3],
                    help="init stds of the factor entries")
     p.add_argument("--trials", type=int, default=5)
     p.add_argument("--truth-rank", type=int, default=1)
     p.add_argument("--stop-mse", type=float, default=1e-10,
                    help="stop at this training MSE (reference: 1e-6, see the module doc)")
-    p.add_argument("--solver", choices=SOLVERS, default="Tsit5")
+    p.add_argument("--solver", choices=["auto", *SOLVERS], default="auto",
+                   help="flow solver (default auto: the matrix-free RKC2 for these sizes)")
     p.add_argument("--max-steps", type=int, default=100_000)
     p.add_argument("--rank-rtol", type=_optional_float, default=1e-2,
                    help="relative tolerance of the rank estimate ('none': skip it and "
@@ -49,6 +51,7 @@ def _optional_float(text: str) -> float | None:
 def run(args) -> int:
     from ..experiments.figure2 import Figure2Config, plot, run_grid, summarize
 
+    check_output(args.out, "--out", directory=True)
     config = Figure2Config(order=args.order, dim=args.dim, truth_rank=args.truth_rank,
                            n_values=args.n_values, init_stds=tuple(args.inits),
                            trials=args.trials, method=args.method, stop_mse=args.stop_mse,

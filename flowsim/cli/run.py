@@ -10,6 +10,7 @@ import numpy as np
 from .. import initialization, metrics
 from .. import problem as problems
 from ..dynamics import AUTO, COORDINATES
+from ..files import check_output
 from ..integration import SOLVERS, SolverOptions, gradient_flow
 from ..parameterization import DeepMatrixFactorization
 
@@ -78,6 +79,8 @@ def make_params(args, model):
 
 
 def run(args) -> int:
+    if args.output:
+        check_output(args.output, "--output")
     problem = make_problem(args)
     model = DeepMatrixFactorization(problem.shape, args.depth)
     params = make_params(args, model)

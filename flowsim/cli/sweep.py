@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..experiments.sweep import SweepConfig, format_summary, run_sweep
+from ..files import check_output, checked
 
 
 def register(sub) -> None:
@@ -28,8 +29,16 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be an integer >= 1, got {args.workers}")
+    if args.workers is not None and not (args.dask or args.scheduler):
+        raise ValueError("--workers needs --dask")
     config = SweepConfig.from_toml(args.config)
     output = Path(args.output) if args.output else Path(args.config).with_suffix(".npz")
+    if output == Path(args.config):
+        raise ValueError(f"--output {output} is the config file itself")
+    check_output(output, "--output")
+    checked(args.config, config.check_runs)
     progress = False if args.no_progress else None
     if args.dask or args.scheduler:
         from ..experiments.distributed import run_sweep_dask
@@ -37,8 +46,6 @@ def run(args) -> int:
         results = run_sweep_dask(config, output, scheduler=args.scheduler,
                                  n_workers=args.workers, progress=progress)
     else:
-        if args.workers is not None:
-            raise ValueError("--workers needs --dask")
         results = run_sweep(config, output, progress=progress)
     varying = [k for k, v in config.grid.items() if len(v) > 1]
     print(f"sweep {args.config}: {int(results.done.sum())}/{config.n_tasks} runs done, "

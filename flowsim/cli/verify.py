@@ -25,7 +25,9 @@ def run(args) -> int:
     from proofs_checks import report, runner
 
     from ..dynamics import COORDINATES
+    from ..files import check_output
 
+    check_output(args.out, "--out", directory=True)
     if args.coordinates is not None and args.coordinates not in (*COORDINATES, "auto"):
         raise ValueError(f"coordinates must be one of {['auto', *sorted(COORDINATES)]}, "
                          f"got {args.coordinates!r}")

@@ -76,6 +76,23 @@ class Coordinates(abc.ABC):
             return jnp.nan, jnp.nan
         return jnp.linalg.slogdet(w)
 
+    def log_singular_values(self, y):
+        """``log`` of the singular values of ``W``, largest first (an empty vector for a
+        tensor). The smallest one is taken as ``log|det W|`` minus the others where ``W`` is
+        square, so coordinates that hold ``det W`` more accurately than ``W``'s rounded
+        entries (the layers' determinants, ``log det W`` itself) give it to that accuracy;
+        coordinates override this where they hold the singular values themselves."""
+        w = self.product(y)
+        if w.ndim != 2:
+            return jnp.zeros(0)
+        logs = jnp.log(jnp.linalg.svd(w, compute_uv=False))
+        if w.shape[0] == w.shape[1]:
+            _, logabs = self.slogdet(y)
+            tail = logabs - jnp.sum(logs[:-1])
+            usable = jnp.isfinite(logabs) & jnp.all(jnp.isfinite(logs[:-1]))
+            logs = logs.at[-1].set(jnp.where(usable, tail, logs[-1]))
+        return logs
+
     def watch_sign(self, y):
         """The sign the integrators watch after every accepted step: ``sign det W``
         where there is one, else 1 (:mod:`flowsim.integration.guards`)."""
@@ -131,11 +148,42 @@ class Coordinates(abc.ABC):
         f = self.vector_field(y, mask, target)
         return jax.jvp(lambda z: self.loss(z, mask, target), (y,), (f,))[1]
 
+    def exact_observables(self, y) -> dict:
+        """Observables these coordinates hold exactly (jax, no LAPACK): ``det_sign``,
+        ``log_abs_det``, ``log_singular_values`` where the state carries them; the rest
+        come from :meth:`host_slogdet` and :func:`host_log_singular_values`."""
+        return {}
+
+    def host_slogdet(self, states: np.ndarray, products: np.ndarray):
+        """``(sign, log|det|)`` of the products of ``states`` (numpy, rows), as accurately
+        as these coordinates allow; NaN where a product has no determinant."""
+        n = len(products)
+        if products.ndim != 3 or products.shape[1] != products.shape[2]:
+            return np.full(n, np.nan), np.full(n, np.nan)
+        return np.linalg.slogdet(products)
+
     def observables(self, y, mask, target):
-        """Per-point quantities saved in a Trajectory."""
-        sign, logabs = self.slogdet(y)
+        """Per-point quantities saved in a Trajectory (jax; what :func:`observe_states`
+        computes without LAPACK in jax)."""
         return {"loss": self.loss(y, mask, target), "product": self.product(y),
-                "det_sign": sign, "log_abs_det": logabs}
+                **self.exact_observables(y)}
+
+
+def host_log_singular_values(products: np.ndarray, log_abs_det: np.ndarray) -> np.ndarray:
+    """``log`` singular values (largest first) of each product ``(n, d, d2)``, the smallest
+    taken as ``log|det|`` minus the others where the products are square (keeps the digits
+    of a determinant held more accurately than the rounded entries); ``(n, 0)`` for
+    tensors."""
+    n = len(products)
+    if products.ndim != 3:
+        return np.zeros((n, 0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log(np.linalg.svd(products, compute_uv=False))
+        if products.shape[1] == products.shape[2]:
+            tail = log_abs_det - np.sum(logs[:, :-1], axis=1)
+            usable = np.isfinite(log_abs_det) & np.all(np.isfinite(logs[:, :-1]), axis=1)
+            logs[:, -1] = np.where(usable, tail, logs[:, -1])
+    return logs
 
 
 _observe_batch = jax.jit(lambda coords, states, mask, target: jax.vmap(
@@ -143,12 +191,21 @@ _observe_batch = jax.jit(lambda coords, states, mask, target: jax.vmap(
 
 
 def observe_states(coords: Coordinates, states, mask, target) -> dict:
-    """:meth:`Coordinates.observables` of every row of ``states`` ``(n, k)``, as numpy
-    arrays. Rows are padded to a power of two so runs of different lengths share a few
-    compiled shapes."""
+    """The per-point quantities of a Trajectory for every row of ``states`` ``(n, k)``, as
+    numpy arrays: loss, product, ``det_sign``, ``log_abs_det``, ``log_singular_values``.
+    The jax part is vmapped over rows padded to a power of two (a few compiled shapes);
+    determinants and singular values that the coordinates do not hold exactly are computed
+    by numpy on the host: jaxlib's batched LAPACK calls can deadlock its thread pool
+    when several run at once (measured: batches of 100x100 LU and SVD, 2 cores)."""
     states = np.asarray(states, dtype=np.float64)
     n = len(states)
     padded = np.concatenate([states, np.repeat(states[-1:], (1 << (n - 1).bit_length()) - n,
                                                axis=0)])
     out = _observe_batch(coords, jnp.asarray(padded), jnp.asarray(mask), jnp.asarray(target))
-    return {k: np.asarray(v)[:n] for k, v in out.items()}
+    out = {k: np.asarray(v)[:n] for k, v in out.items()}
+    if "det_sign" not in out:
+        out["det_sign"], out["log_abs_det"] = coords.host_slogdet(states, out["product"])
+    if "log_singular_values" not in out:
+        out["log_singular_values"] = host_log_singular_values(out["product"],
+                                                              out["log_abs_det"])
+    return out

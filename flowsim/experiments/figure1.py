@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from ..compare import unobserved_at_loss
 from ..descent import gradient_descent
 from ..dynamics import COORDINATES
+from ..files import Format, Key, check_keys, read_json, write_json
 from ..initialization import balanced_init, gaussian_init
 from ..integration import gradient_flow
 from ..parameterization import DeepMatrixFactorization, Params
@@ -220,3 +221,34 @@ def summary(results: list[Figure1Result], problem: MatrixCompletion | None = Non
             "inverse_sqrt_2loss_at_flow_end": 1.0 / math.sqrt(2 * float(flow.loss[-1])),
         })
     return rows
+
+
+#: the keys of one run of the summary file (:func:`summary`)
+SUMMARY_RUN_KEYS = (
+    Key("depth", (int,)), Key("label", (str,)), Key("lr", (float,)), Key("init", (float,)),
+    Key("balanced", (bool,)), Key("gd_status", (str,)), Key("gd_iterations", (int,)),
+    Key("gd_final_loss", (float,)), Key("gd_final_abs_w11", (float,)),
+    Key("flow_status", (str,)), Key("flow_final_loss", (float,)),
+    Key("flow_final_abs_w11", (float,)))
+#: ``figure1_summary.json`` (files written before formats were named have no ``format``)
+SUMMARY_FORMAT = Format(
+    "flowsim.figure1_summary", 1, untagged=True,
+    keys=(Key("dtype", (str,)), Key("seed", (int,)), Key("stop_loss", (float,)),
+          Key("max_iterations", (int,)), Key("runs", (list,))))
+
+
+def save_summary(path, rows: list[dict], **settings):
+    """Write the :func:`summary` rows and the run's settings (``dtype``, ``seed``,
+    ``stop_loss``, ``max_iterations``) as ``figure1_summary.json``, atomically."""
+    return write_json(path, {**SUMMARY_FORMAT.tag(), **settings, "runs": rows})
+
+
+def _check_summary(obj: dict) -> None:
+    for i, row in enumerate(obj["runs"]):
+        check_keys(row, SUMMARY_RUN_KEYS, f"runs[{i}]")
+
+
+def load_summary(path) -> dict:
+    """The summary file at ``path`` (:func:`save_summary`), checked; a bad file raises
+    :class:`~flowsim.files.FileFormatError` naming it and what is wrong."""
+    return read_json(path, SUMMARY_FORMAT, _check_summary)

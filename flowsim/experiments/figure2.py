@@ -59,9 +59,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..files import Format, Key, check_keys, checked, read_jsonl, replace_atomically
 from ..initialization import cp_gaussian_init
 from ..integration import SOLVERS, gradient_flow
 from ..parameterization import CPFactorization, max_cp_rank
+from ..problem import check_distinct, check_integer, check_real
 from ..tensor.descent import cp_gradient_descent, mse_to_loss
 from ..tensor.rank import cp_rank, reference_atol
 from ..tensor.truth import CompletionDataset, cp_dataset, linear_baseline
@@ -82,8 +84,9 @@ class Figure2Config:
     - `n_values`: numbers of observations (default :data:`N_VALUES` of the order).
     - `init_stds`, `trials`: init scales and repetitions; trial ``k`` uses init seed
       ``k + 1`` for every std (same directions, different scale).
-    - `method`: ``"flow"`` (:func:`flowsim.gradient_flow`, explicit `solver`, `rtol`,
-      `atol`, `max_steps`) or ``"gd"`` (:func:`~flowsim.tensor.descent.cp_gradient_descent`,
+    - `method`: ``"flow"`` (:func:`flowsim.gradient_flow` with `solver`, `rtol`, `atol`,
+      `max_steps`; ``"auto"`` and ``None``: the flow's defaults, the matrix-free RKC2
+      here) or ``"gd"`` (:func:`~flowsim.tensor.descent.cp_gradient_descent`,
       lr 1e-2, `max_iterations`).
     - `stop_mse`: stop at this training MSE over the observations (module doc).
     - `rank_rtol`: relative tolerance of the rank estimate (``"rank"`` of a record);
@@ -104,9 +107,9 @@ class Figure2Config:
     trials: int = 5
     method: str = "flow"
     stop_mse: float = 1e-10
-    solver: str = "Tsit5"
-    rtol: float = 1e-8
-    atol: float = 1e-12
+    solver: str = "auto"
+    rtol: float | None = None
+    atol: float | None = None
     max_steps: int = 100_000
     max_iterations: int = 1_000_000
     rank_rtol: float | None = 1e-2
@@ -116,38 +119,34 @@ class Figure2Config:
     shape: tuple[int, ...] = field(init=False)
 
     def __post_init__(self):
-        for name in ("order", "dim", "truth_rank", "trials", "max_steps", "max_iterations",
-                     "rank_restarts", "rank_max_sweeps"):
-            v = getattr(self, name)
-            low = 2 if name == "order" else 1
-            if isinstance(v, bool) or int(v) != v or v < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-        shape = (int(self.dim),) * int(self.order)
+        for name in ("order", "dim", "truth_rank", "dataset_seed", "trials", "max_steps",
+                     "max_iterations", "rank_restarts", "rank_max_sweeps"):
+            low = {"order": 2, "dataset_seed": 0}.get(name, 1)
+            object.__setattr__(self, name, check_integer(name, getattr(self, name), low))
+        shape = (self.dim,) * self.order
         total = math.prod(shape)
         n_values = self.n_values
         if n_values is None:
             n_values = N_VALUES.get(self.order) or tuple(
                 int(v) for v in np.unique(np.linspace(total // 10, total - 1, 10).astype(int)))
-        n_values = tuple(int(n) for n in n_values)
-        if not n_values or any(not 1 <= n <= total for n in n_values):
-            raise ValueError(f"n_values must lie in [1, {total}], got {n_values}")
-        stds = tuple(float(s) for s in self.init_stds)
-        if not stds or any(not (s > 0 and math.isfinite(s)) for s in stds):
-            raise ValueError(f"init_stds must be finite numbers > 0, got {self.init_stds}")
+        n_values = tuple(check_integer("n_values", n, 1, total) for n in _listed(
+            "n_values", n_values))
+        stds = tuple(check_real("init_stds", s, minimum=0, strict=True)
+                     for s in _listed("init_stds", self.init_stds))
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {list(METHODS)}, got {self.method!r}")
-        if self.solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {list(SOLVERS)}, got {self.solver!r}")
+        if self.solver != "auto" and self.solver not in SOLVERS:
+            raise ValueError(f"solver must be 'auto' or one of {list(SOLVERS)}, "
+                             f"got {self.solver!r}")
         if self.rank_rtol is None and self.rank_mse is None:
             raise ValueError("rank_rtol and rank_mse cannot both be None (no rank estimate)")
-        checked = ("stop_mse", "rtol", "atol") + (() if self.rank_rtol is None else ("rank_rtol",))
-        for name in checked:
-            v = float(getattr(self, name))
-            if not (v > 0 and math.isfinite(v)):
-                raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
-        if self.rank_mse is not None and not (self.rank_mse > 0 and math.isfinite(self.rank_mse)):
-            raise ValueError(f"rank_mse must be None or a finite number > 0, "
-                             f"got {self.rank_mse!r}")
+        for name in ("stop_mse", "rtol", "atol", "rank_rtol", "rank_mse"):
+            value = getattr(self, name)
+            if value is not None or name == "stop_mse":
+                value = check_real(name, value, minimum=0, strict=True)
+                object.__setattr__(self, name, value)
+        if self.rtol is not None and not self.rtol < 1:
+            raise ValueError(f"rtol must be < 1 (a relative tolerance), got {self.rtol!r}")
         object.__setattr__(self, "n_values", n_values)
         object.__setattr__(self, "init_stds", stds)
         object.__setattr__(self, "shape", shape)
@@ -169,6 +168,13 @@ class Figure2Config:
         keys += [("tf", n, std, k) for n in self.n_values for std in self.init_stds
                  for k in range(self.trials)]
         return keys
+
+
+def _listed(name: str, values) -> tuple:
+    """``values`` as a non-empty tuple without repeats (``ValueError`` naming ``name``)."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or not len(values):
+        raise ValueError(f"{name} must be a non-empty list, got {values!r}")
+    return check_distinct(name, values)
 
 
 def dataset(config: Figure2Config) -> CompletionDataset:
@@ -203,10 +209,12 @@ def solve_one(config: Figure2Config, data: CompletionDataset, key: tuple
         model = CPFactorization(config.shape, config.cp_rank)
         params = cp_gaussian_init(model, seed=trial + 1, std=std)
         if config.method == "flow":
+            tolerances = {k: v for k, v in (("rtol", config.rtol), ("atol", config.atol))
+                          if v is not None}
             traj = gradient_flow(
                 problem, model, params, solver=config.solver,
-                stop_loss=mse_to_loss(config.stop_mse, n), rtol=config.rtol,
-                atol=config.atol, max_steps=config.max_steps, save_at="ends",
+                stop_loss=mse_to_loss(config.stop_mse, n), max_steps=config.max_steps,
+                save_at="ends", **tolerances,
                 progress=False)
             steps = int(traj.stats.get("steps", len(traj) - 1))
         else:
@@ -246,22 +254,59 @@ def _key(record: dict) -> tuple:
     return record["kind"], record["n"], record["std"], record["trial"]
 
 
-def load_results(path) -> tuple[dict, list[dict]]:
-    """``(config dict, records)`` of a results file (JSON lines, header first)."""
-    lines = Path(path).read_text().splitlines()
-    if not lines:
-        raise ValueError(f"{path} is empty")
-    header = json.loads(lines[0])
-    if header.get("format") != "flowsim.figure2":
-        raise ValueError(f"{path} is not a flowsim figure2 results file")
-    # a line cut short by a crash is dropped (and that run is redone)
-    records = []
-    for line in lines[1:]:
+#: a Figure 2 results file (JSON lines): the header's keys
+RESULTS_FORMAT = Format("flowsim.figure2", 1, keys=(Key("config", (dict,)),))
+#: the keys of one run's record (``rank`` / ``rank_ref`` where the grid estimates them)
+RECORD_KEYS = (Key("kind", (str,)), Key("n", (int,)), Key("std", (float, type(None))),
+               Key("trial", (int, type(None))), Key("status", (str,)), Key("steps", (int,)),
+               Key("mse", (float,)), Key("error", (float,)), Key("solve_s", (float,)),
+               Key("rank_s", (float,)), Key("rank", (int,), required=False),
+               Key("rank_ref", (int,), required=False))
+
+
+def read_results(path) -> tuple[dict, list[dict], bool]:
+    """``(config dict, records, cut)`` of a results file, checked: a header naming the
+    format with a valid :class:`Figure2Config`, then one record per line for a run of
+    that grid (:data:`RECORD_KEYS`), no run twice. A last line cut short by a crash is
+    dropped (``cut``; that run is redone). A bad file raises
+    :class:`~flowsim.files.FileFormatError` naming it and the line."""
+    header, lines, cut = read_jsonl(path, RESULTS_FORMAT)
+
+    def check():
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return header["config"], records
+            config = Figure2Config(**header["config"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"line 1 (the header): config is not a valid Figure 2 grid: "
+                             f"{exc}") from exc
+        runs, seen = set(config.runs()), {}
+        needed = [k for k, on in (("rank", config.rank_rtol), ("rank_ref", config.rank_mse))
+                  if on is not None]
+        for number, record in lines:
+            check_keys(record, RECORD_KEYS, f"line {number}")
+            missing = [k for k in needed if k not in record]
+            if missing:
+                raise ValueError(f"line {number} lacks {missing}")
+            key = _key(record)
+            if key not in runs:
+                raise ValueError(f"line {number} is a run outside the grid in the header "
+                                 f"({key})")
+            if key in seen:
+                raise ValueError(f"line {number} repeats the run of line {seen[key]} ({key})")
+            seen[key] = number
+        return header["config"], [record for _, record in lines], cut
+
+    return checked(path, check)
+
+
+def load_results(path) -> tuple[dict, list[dict]]:
+    """``(config dict, records)`` of a results file (:func:`read_results`)."""
+    config, records, _ = read_results(path)
+    return config, records
+
+
+def _write_lines(path: Path, lines: list[dict]) -> None:
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    replace_atomically(path, lambda fh: fh.write(text.encode()))
 
 
 def run_grid(config: Figure2Config, path, progress: bool = True) -> list[dict]:
@@ -269,16 +314,17 @@ def run_grid(config: Figure2Config, path, progress: bool = True) -> list[dict]:
     each record as soon as it is finished; returns all records."""
     path = Path(path)
     done: list[dict] = []
+    header = {**RESULTS_FORMAT.tag(), "config": config.to_dict()}
     if path.exists() and path.stat().st_size:
-        stored, done = load_results(path)
+        stored, done, cut = read_results(path)
         if stored != config.to_dict():
             diff = sorted(k for k in stored if stored[k] != config.to_dict().get(k))
             raise ValueError(f"{path} holds a grid with other settings ({', '.join(diff)}); "
                              "use another output directory")
+        if cut:  # drop the line a crash cut short before appending
+            _write_lines(path, [header, *done])
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"format": "flowsim.figure2",
-                                    "config": config.to_dict()}) + "\n")
+        _write_lines(path, [header])
     finished = {_key(r) for r in done}
     todo = [k for k in config.runs() if k not in finished]
     data = dataset(config)
@@ -360,7 +406,8 @@ def plot(config: Figure2Config, records: list[dict], path) -> Path:
     shape = "x".join(str(d) for d in config.shape)
     fig.suptitle(f"Figure 2, order {config.order} ({shape}, R={config.cp_rank}, rank-"
                  f"{config.truth_rank} truth): {how} to MSE {config.stop_mse:g}; median "
-                 f"and 25-75% of {config.trials} trials", fontsize=10)
+                 f"and 25-75% of {config.trials} trial{'s' if config.trials != 1 else ''}",
+                 fontsize=10)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,10 +22,22 @@ from tqdm.auto import tqdm
 
 from .. import initialization
 from .. import problem as problems
+from ..dynamics import AUTO, COORDINATES, make_coordinates
+from ..files import (
+    ArraySpec,
+    FileFormatError,
+    Format,
+    Key,
+    check_output,
+    checked,
+    read_npz,
+    read_text,
+    write_npz,
+)
 from ..integration import SolverOptions, gradient_flow
 from ..parameterization import DeepMatrixFactorization
-from ..problem import MatrixCompletion
-from ..trajectory import read_npz, versions, write_npz
+from ..problem import MatrixCompletion, check_distinct, check_integer, check_real
+from ..trajectory import FAILURE_STATUSES, SUCCESS_STATUSES, versions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -58,7 +70,7 @@ _DET_SIGNS = {"none": None, "+1": 1, "1": 1, "-1": -1, 1: 1, -1: -1}
 
 def _det_sign(value) -> int | None:
     key = value.lower() if isinstance(value, str) else value
-    if isinstance(key, bool) or key not in _DET_SIGNS:
+    if not isinstance(key, (str, int)) or isinstance(key, bool) or key not in _DET_SIGNS:
         raise ValueError(f"det_sign must be 'none', '+1' or '-1', got {value!r}")
     return _DET_SIGNS[key]
 
@@ -113,16 +125,14 @@ class SweepConfig:
             values = tuple(values) if isinstance(values, list | tuple) else (values,)
             if not values:
                 raise ValueError(f"grid option {key} is an empty list")
-            grid[key] = tuple(self._check_option(key, v) for v in values)
+            grid[key] = check_distinct(f"grid option {key}",
+                                       (self._check_option(key, v) for v in values))
         settings = {**SWEEP_SETTINGS, **self.settings}
         if settings["problem"] not in PROBLEMS:
             raise ValueError(f"problem must be one of {PROBLEMS}, got {settings['problem']!r}")
-        for key in ("d", "d2", "repetitions", "batch_size"):
-            v = settings[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{key} must be an integer >= 1, got {v!r}")
-        if isinstance(settings["seed"], bool) or not isinstance(settings["seed"], int):
-            raise ValueError(f"seed must be an integer, got {settings['seed']!r}")
+        for key, low in (("d", 2), ("d2", 2), ("repetitions", 1), ("batch_size", 1),
+                         ("seed", 0)):
+            settings[key] = check_integer(key, settings[key], minimum=low)
         if not isinstance(self.solver, SolverOptions):
             raise TypeError(f"solver must be a SolverOptions, got {type(self.solver).__name__}")
         for point in itertools.product(grid["solver"], grid["rtol"], grid["atol"]):
@@ -139,26 +149,34 @@ class SweepConfig:
             if value not in INITS:
                 raise ValueError(f"init must be one of {INITS}, got {value!r}")
             return value
-        if key in ("coordinates", "solver"):
+        if key == "coordinates":
+            if not isinstance(value, str) or (value != AUTO and value not in COORDINATES):
+                raise ValueError(f"coordinates must be one of {[AUTO, *sorted(COORDINATES)]}, "
+                                 f"got {value!r}")
+            return value
+        if key == "solver":
             if not isinstance(value, str):
-                raise TypeError(f"{key} must be a string, got {value!r}")
+                raise TypeError(f"solver must be a string, got {value!r}")
             return value
         if key in ("rtol", "atol") and value is None:
             return None
         if key == "depth":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"depth must be an integer >= 1, got {value!r}")
-            return value
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"{key} must be a number, got {value!r}")
-        return float(value)
+            return check_integer("depth", value, minimum=1)
+        if key in ("scale", "stop_loss", "t_max"):
+            return check_real(key, value, minimum=0, strict=True, allow_inf=key == "t_max")
+        return check_real(key, value)
 
     @classmethod
     def from_dict(cls, data: dict) -> SweepConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"a sweep config is a table, got {type(data).__name__}")
         unknown = set(data) - {"sweep", "grid", "solver"}
         if unknown:
             raise ValueError(f"a sweep config has tables [sweep], [solver] and [grid], got "
                              f"{sorted(unknown)}")
+        for table in ("sweep", "grid", "solver"):
+            if not isinstance(data.get(table, {}), dict):
+                raise ValueError(f"[{table}] must be a table, got {data[table]!r}")
         settings = dict(data.get("sweep", {}))
         solver = dict(data.get("solver", {}))
         # solver options in [sweep] (files written before [solver] existed) move over
@@ -169,8 +187,15 @@ class SweepConfig:
 
     @classmethod
     def from_toml(cls, path) -> SweepConfig:
-        with open(path, "rb") as fh:
-            return cls.from_dict(tomllib.load(fh))
+        """The sweep of the TOML file at ``path``; a file that is not TOML or holds a bad
+        setting raises :class:`~flowsim.files.FileFormatError` naming the file and the
+        field."""
+        text = read_text(path)
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise FileFormatError(path, f"is not valid TOML ({exc})") from exc
+        return checked(path, lambda: cls.from_dict(data))
 
     def to_dict(self) -> dict:
         return {"sweep": dict(self.settings), "solver": self.solver.to_dict(),
@@ -211,6 +236,24 @@ class SweepConfig:
 
     def shape(self) -> tuple[int, int]:
         return self.problem(self.task(0)).shape
+
+    def check_runs(self) -> None:
+        """Build what every grid point needs before anything runs (its problem, its model,
+        its coordinates, its solver options, the first repetition's initial factors), so
+        that a bad combination (e.g. ``det_sign`` on a non-square ``"padded"`` problem)
+        is refused before the first batch; ``ValueError`` naming the grid point."""
+        for p, point in enumerate(self.points):
+            task = self.task(p * self.settings["repetitions"])
+            try:
+                model = DeepMatrixFactorization(self.problem(task).shape, task["depth"])
+                if task["coordinates"] != AUTO:
+                    make_coordinates(task["coordinates"], model)
+                self.solver.replace(solver=task["solver"], rtol=task["rtol"], atol=task["atol"])
+                _initial_factors(model, task)
+            except (ValueError, TypeError) as exc:
+                shown = ", ".join(f"{k}={v!r}" for k, v in point.items()
+                                  if len(self.grid[k]) > 1 or v != GRID_OPTIONS[k])
+                raise ValueError(f"grid point {p} ({shown or 'the defaults'}): {exc}") from exc
 
 
 def _initial_factors(model, task):
@@ -263,6 +306,21 @@ def run_batch(config: dict, task_ids: Sequence[int]) -> dict[str, np.ndarray]:
 
 
 SWEEP_FORMAT_VERSION = 1
+#: the columns of a results file (one row per task, ``n`` tasks; ``d x d2`` products)
+RESULT_ARRAYS = (
+    *(ArraySpec(key, "iu" if key == "depth" else "U" if isinstance(default, str) else "f",
+                ("n",)) for key, default in GRID_OPTIONS.items()),
+    ArraySpec("seed", "iu", ("n",)), ArraySpec("point", "iu", ("n",)),
+    ArraySpec("status", "U", ("n",)), ArraySpec("coordinates_used", "U", ("n",), required=False),
+    *(ArraySpec(key, "f", ("n",)) for key in ("t_final", "loss_final", "det_sign_initial",
+                                              "det_sign_final", "log_abs_det_final")),
+    ArraySpec("w_initial", "f", ("n", "d", "d2")), ArraySpec("w_final", "f", ("n", "d", "d2")),
+    ArraySpec("steps", "iu", ("n",)), ArraySpec("rejected", "iu", ("n",)),
+    ArraySpec("done", "b", ("n",)),
+)
+#: a sweep results file (``.npz``)
+RESULTS_FORMAT = Format("flowsim.SweepResults", SWEEP_FORMAT_VERSION, arrays=RESULT_ARRAYS,
+                        keys=(Key("config", (dict,)), Key("versions", (dict,))))
 
 
 @dataclass(frozen=True, eq=False)
@@ -303,14 +361,16 @@ class SweepResults:
 
     def save(self, path) -> Path:
         """``.npz`` of the columns + JSON metadata (no pickle), written atomically."""
-        path = Path(path)
-        meta = {"format": "flowsim.SweepResults", "format_version": SWEEP_FORMAT_VERSION,
-                "config": self.config.to_dict(), "versions": versions()}
-        return write_npz(path, {**self.columns, "done": self.done}, meta)
+        meta = {**RESULTS_FORMAT.tag(), "config": self.config.to_dict(),
+                "versions": versions()}
+        return write_npz(Path(path), {**self.columns, "done": self.done}, meta)
 
     @classmethod
     def load(cls, path) -> SweepResults:
-        data, meta = read_npz(path, "flowsim.SweepResults", "flowsim sweep results")
+        """The results file at ``path``, checked (:data:`RESULTS_FORMAT`,
+        :func:`check_results_parts`); a bad file raises
+        :class:`~flowsim.files.FileFormatError` naming it and what is wrong."""
+        data, meta = read_npz(path, RESULTS_FORMAT, check_results_parts)
         done = data.pop("done")
         config = SweepConfig.from_dict(meta["config"])
         # columns added since format version 1 was first written
@@ -341,6 +401,33 @@ class SweepResults:
                                                         if which.any() else math.nan)
             rows.append(row)
         return rows
+
+
+def check_results_parts(data: dict, meta: dict, dims: dict) -> None:
+    """What :data:`RESULTS_FORMAT`'s tables cannot say: the configuration in the metadata
+    is a valid sweep, the file has one row per task of it with the products' shape, its
+    option, ``seed`` and ``point`` columns are those of the configuration's tasks, and a
+    row marked done has a run status and a finite ``t_final`` (``ValueError``)."""
+    try:
+        config = SweepConfig.from_dict(meta["config"])
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"metadata config is not a valid sweep configuration: {exc}") \
+            from exc
+    if dims["n"] != config.n_tasks or (dims["d"], dims["d2"]) != config.shape():
+        raise ValueError(f"the file holds {dims['n']} rows of {dims['d']}x{dims['d2']} "
+                         f"products; its configuration has {config.n_tasks} tasks of "
+                         f"{config.shape()}")
+    expected = SweepResults.empty(config).columns
+    for key in (*GRID_OPTIONS, "seed", "point"):
+        a, b = data[key], expected[key]
+        if not np.array_equal(a, b, equal_nan=a.dtype.kind == b.dtype.kind == "f"):
+            raise ValueError(f"column {key!r} does not match the sweep configuration in the "
+                             "metadata")
+    done = data["done"]
+    if not np.all(np.isin(data["status"][done], SUCCESS_STATUSES + FAILURE_STATUSES)):
+        raise ValueError("a row marked done lacks a run status in column 'status'")
+    if not np.all(np.isfinite(data["t_final"][done])):
+        raise ValueError("a row marked done has a non-finite 't_final'")
 
 
 BatchRunner = Callable[[dict, list[tuple[int, ...]]], Iterator[tuple[tuple[int, ...], dict]]]
@@ -374,6 +461,8 @@ def run_sweep(config: SweepConfig, output, *, runner: BatchRunner = run_locally,
     """
     if not isinstance(config, SweepConfig):
         raise TypeError(f"config must be a SweepConfig, got {type(config).__name__}")
+    check_output(output, "output")
+    config.check_runs()
     results = open_results(config, output)
     todo = [ids for ids in config.batches() if not results.done[list(ids)].all()]
     bar = tqdm(total=config.n_tasks, initial=int(results.done.sum()), unit="run",

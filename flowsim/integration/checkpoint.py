@@ -22,12 +22,17 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from ..trajectory import Trajectory, read_npz, write_npz
+from ..files import ArraySpec, FileFormatError, Key, check_arrays, check_keys, read_npz, write_npz
+from ..trajectory import TRAJECTORY_FORMAT, Trajectory, check_trajectory_parts
 
 #: config entries a run may change when it extends a finished checkpoint
 EXTENDABLE = ("stop_loss", "t_max")
 #: statuses a finished run can be extended from
 EXTENDABLE_STATUSES = ("stop_loss", "t_max", "max_steps")
+#: the ``checkpoint`` entry of the metadata: what :func:`resume` reads
+CHECKPOINT_KEYS = (Key("n_carry", (int,)), Key("n_keep", (int,)), Key("drift_tol", (float,)),
+                   Key("sign_check", (bool,)), Key("located", (bool,), required=False),
+                   Key("carry_saved", (bool,), required=False))
 
 
 def save(path: Path, traj: Trajectory, carry, info: dict) -> Path:
@@ -46,13 +51,34 @@ def save(path: Path, traj: Trajectory, carry, info: dict) -> Path:
 def load(path: Path) -> tuple[Trajectory, list[np.ndarray] | None, dict | None]:
     """The trajectory, the carry leaves and the resume info of a checkpoint (``None``
     for a plain trajectory file)."""
-    data, meta = read_npz(path, "flowsim.Trajectory", "flowsim Trajectory")
+    data, meta = read_npz(path, TRAJECTORY_FORMAT, check_checkpoint_parts)
     info = meta.get("checkpoint")
     traj = Trajectory.from_npz_parts(data, meta)
     if info is None:
+        if traj.config.get("kind") == "gradient_flow" and "options" not in traj.config:
+            raise FileFormatError(path, "was written by an older flowsim, without the solver "
+                                  "state and options a run resumes from; it loads with "
+                                  "Trajectory.load but cannot be resumed: use another "
+                                  "checkpoint path")
         return traj, None, None
     leaves = [data[f"carry_{i}"] for i in range(int(info["n_carry"]))]
     return traj, leaves, info
+
+
+def check_checkpoint_parts(data: dict, meta: dict, dims: dict) -> None:
+    """A trajectory file's checks (:func:`~flowsim.trajectory.check_trajectory_parts`)
+    plus, when it holds a solver state, the ``checkpoint`` entry (:data:`CHECKPOINT_KEYS`,
+    ``0 <= n_keep <= points``) and its arrays ``carry_0 .. carry_{n_carry - 1}``."""
+    check_trajectory_parts(data, meta, dims)
+    info = meta.get("checkpoint")
+    if info is None:
+        return
+    check_keys(info, CHECKPOINT_KEYS, "metadata['checkpoint']")
+    if not 0 <= info["n_carry"] or not 0 <= info["n_keep"] <= dims["n"]:
+        raise ValueError(f"metadata['checkpoint'] needs n_carry >= 0 and 0 <= n_keep <= "
+                         f"{dims['n']} (the points), got {info['n_carry']}, {info['n_keep']}")
+    check_arrays(data, [ArraySpec(f"carry_{i}", "fiub", ("...",))
+                        for i in range(info["n_carry"])])
 
 
 def _comparable(config: dict) -> dict:
@@ -124,5 +150,6 @@ def resume(path: Path, run, solve, replace_member) -> Trajectory | None:
         run.stats[key] = list(traj.stats.get(key, []))
     run.stats["wall_s"] = float(traj.stats.get("wall_s", 0.0))
     run.member = replace_member(run.member, drift_tol=np.float64(info["drift_tol"]),
+                                rise_tol=np.float64(info.get("rise_tol", np.inf)),
                                 sign_check=np.bool_(info["sign_check"]))
     return None

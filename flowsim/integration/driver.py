@@ -160,7 +160,8 @@ class Solve:
             t1=np.float64(t_max if math.isfinite(t_max) else 1e300),
             stop=np.float64(-1.0 if stop_loss is None else stop_loss),
             max_abs=np.float64(o.max_abs), max_steps=np.int64(o.max_steps),
-            drift_tol=np.float64(o.conserved_rtol), sign_check=np.bool_(True),
+            drift_tol=np.float64(o.conserved_rtol), rise_tol=np.float64(o.loss_rise_rtol),
+            sign_check=np.bool_(True),
             conserved0=np.asarray(self.coords.conserved(jnp.asarray(y0))),
             save_times=times)
         return Run(index, y0, member, stop_loss, t_max, config, ts=[np.zeros(1)],
@@ -191,9 +192,7 @@ class Solve:
             self.coords, run.member.mask, run.member.target, t, states, status=status,
             message=message, stats=stats, config=run.config)
         run.resume = {"n_keep": n_keep, "carry_saved": carry_saved,
-                      "located": located is not None,
-                      "drift_tol": float(run.member.drift_tol),
-                      "sign_check": bool(run.member.sign_check)}
+                      "located": located is not None, **_guard_state(run.member)}
 
     def checkpoint_now(self, run: Run, engine, wall: float):
         """Write the run in progress (status ``"interrupted"``) with its carry."""
@@ -210,8 +209,7 @@ class Solve:
             config=run.config)
         checkpoints.save(self.checkpoint, traj, run.carry,
                          {"n_keep": len(raw_t), "carry_saved": carry_saved, "located": False,
-                          "drift_tol": float(run.member.drift_tol),
-                          "sign_check": bool(run.member.sign_check)})
+                          **_guard_state(run.member)})
 
     # -- verdicts --------------------------------------------------------------------
     def precision_event(self, run: Run, engine, kind: str, detail: str) -> bool:
@@ -228,10 +226,10 @@ class Solve:
                 "on_precision_loss='continue' to go on regardless."
             return True
         # continued on request: this guard is not watched again for this member
-        if kind == "det_sign":
-            run.member = _replace_member(run.member, sign_check=np.bool_(False))
-        else:
-            run.member = _replace_member(run.member, drift_tol=np.float64(np.inf))
+        field = {"det_sign": ("sign_check", np.bool_(False)),
+                 "conserved": ("drift_tol", np.float64(np.inf)),
+                 "loss_rose": ("rise_tol", np.float64(np.inf))}[kind]
+        run.member = _replace_member(run.member, **dict([field]))
         return False
 
     def sign_verdict(self, run: Run, engine) -> bool:
@@ -266,6 +264,17 @@ class Solve:
                   f"longer follows the flow to that accuracy; tighten rtol/atol (now "
                   f"{self.options.rtol:g}/{self.options.atol:g})")
         return self.precision_event(run, engine, "conserved", detail)
+
+    def rise_verdict(self, run: Run, engine) -> bool:
+        t_a, _ = engine.prev_point(run)
+        t_b, _ = engine.point(run)
+        detail = (f"the loss rose from {run.prev_loss:.6e} to {run.loss:.6e} between "
+                  f"t={t_a:.6g} and t={t_b:.6g} (loss_rise_rtol="
+                  f"{self.options.loss_rise_rtol:g}); gradient flow never raises the loss, "
+                  f"so the integration no longer follows it here (the residuals are at the "
+                  f"precision of W's entries in these coordinates, or the step error "
+                  f"exceeds them; tighter rtol/atol may help)")
+        return self.precision_event(run, engine, "loss_rose", detail)
 
     # -- stop location ---------------------------------------------------------------
     def locate(self, runs: list[Run], engine, max_iter: int = 8):
@@ -401,13 +410,10 @@ class Solve:
         loss = run.loss
         if code == guards.CONTINUE:
             return True
-        if code == guards.SIGN:
-            if not self.sign_verdict(run, engine):
-                return True
-            self.finish(run, engine, "precision_lost", run.failure)
-            return False
-        if code == guards.DRIFT:
-            if not self.drift_verdict(run, engine):
+        verdict = {guards.SIGN: self.sign_verdict, guards.DRIFT: self.drift_verdict,
+                   guards.ROSE: self.rise_verdict}.get(code)
+        if verdict is not None:  # a precision guard: go on, or end "precision_lost"
+            if not verdict(run, engine):
                 return True
             self.finish(run, engine, "precision_lost", run.failure)
             return False
@@ -465,6 +471,12 @@ class Solve:
 
 def _has_det(model: Factorization) -> bool:
     return len(model.shape) == 2 and model.shape[0] == model.shape[1]
+
+
+def _guard_state(member: loop.Member) -> dict:
+    """The guards a member still watches (switched off after a continued event)."""
+    return {"drift_tol": float(member.drift_tol), "rise_tol": float(member.rise_tol),
+            "sign_check": bool(member.sign_check)}
 
 
 def _replace_member(member: loop.Member, **changes) -> loop.Member:
@@ -556,7 +568,8 @@ def gradient_flow(problem, model: Factorization, params, *, coordinates: str = A
     out: list[Trajectory | None] = [None] * n
     for name, idx in groups.items():
         coords = make_coordinates(name, model)
-        resolved = options.resolve(name, _model_kind(model))
+        state_size = len(coords.from_factors(checked[idx[0]]))
+        resolved = options.resolve(name, _model_kind(model), state_size)
         if checkpoint is not None and resolved.solver not in JAX_SOLVERS:
             raise ValueError(f"checkpoint needs a diffrax solver ({list(JAX_SOLVERS)}): "
                              f"scipy's {resolved.solver} cannot save its state to resume "

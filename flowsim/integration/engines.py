@@ -20,7 +20,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.integrate
 
 from . import guards, loop
 
@@ -57,7 +56,8 @@ def cut_member(member: loop.Member, t) -> loop.Member:
     return loop.Member(mask=member.mask, target=member.target, t1=np.float64(t),
                        stop=np.float64(-1.0), max_abs=np.float64(np.inf),
                        max_steps=np.int64(np.iinfo(np.int64).max),
-                       drift_tol=np.float64(np.inf), sign_check=np.bool_(False),
+                       drift_tol=np.float64(np.inf), rise_tol=np.float64(np.inf),
+                       sign_check=np.bool_(False),
                        conserved0=member.conserved0,
                        save_times=np.full_like(np.asarray(member.save_times), np.inf))
 
@@ -148,7 +148,12 @@ class JaxEngine:
 
     @staticmethod
     def counters(run) -> dict:
-        return {"steps": int(run.carry.steps), "rejected": int(run.carry.rejected)}
+        out = {"steps": int(run.carry.steps), "rejected": int(run.carry.rejected)}
+        work = np.asarray(run.carry.work)
+        if work.any():
+            out.update(vector_field_evaluations=int(work[0]),
+                       jacobian_vector_products=int(work[1]))
+        return out
 
     @staticmethod
     def sign(run) -> float:
@@ -156,8 +161,8 @@ class JaxEngine:
 
 
 @eqx.filter_jit
-def _scipy_code(spec, y, t, sign, prev_sign, steps, member):
-    carry = guards.StepContext(steps=steps, sign=prev_sign)
+def _scipy_code(spec, y, t, sign, prev_sign, steps, prev_loss, member):
+    carry = guards.StepContext(steps=steps, sign=prev_sign, loss=prev_loss)
     return guards.step_code(spec, spec.coords, y, t, sign, carry, member)[0]
 
 
@@ -203,6 +208,8 @@ class ScipyEngine:
         kwargs = {"rtol": self.spec.rtol, "atol": self.spec.atol}
         if self.spec.solver in self.IMPLICIT:
             kwargs["jac"] = lambda t_, y_: np.asarray(self._jac(jnp.asarray(y_), m, tg))
+        import scipy.integrate  # only here: 0.25 s of every start-up otherwise
+
         cls = getattr(scipy.integrate, self.spec.solver)
         return cls(lambda t_, y_: np.asarray(self._field(jnp.asarray(y_), m, tg)), float(t),
                    np.asarray(y, dtype=np.float64), float(t_bound), **kwargs)
@@ -255,7 +262,10 @@ class ScipyEngine:
                 else carry.sign
             f64 = jnp.float64
             code = int(_scipy_code(spec, jnp.asarray(y_new), f64(t), f64(sign),
-                                   f64(carry.sign), jnp.asarray(carry.steps), run.member))
+                                   f64(carry.sign), jnp.asarray(carry.steps), f64(run.loss),
+                                   run.member))
+            run.prev_loss = run.loss
+            run.loss = float(loop.point_loss_and_rate(spec, jnp.asarray(y_new), run.member)[0])
             run.prev = (t_prev, y_prev)
             carry.t, carry.y, carry.sign, carry.steps = t, y_new, sign, carry.steps + 1
             landed = solver.status == "finished" and t == nxt
@@ -273,9 +283,7 @@ class ScipyEngine:
             self._count(carry, carry.solver, carry.before)
             carry.before = {k: int(getattr(carry.solver, k, 0) or 0) for k in carry.counts}
         k = len(run.y0)
-        run.prev_loss = run.loss
-        run.loss, run.rate = (float(v) for v in loop.point_loss_and_rate(
-            spec, jnp.asarray(carry.y), run.member))
+        run.rate = float(loop.point_loss_and_rate(spec, jnp.asarray(carry.y), run.member)[1])
         return ChunkOut(code, np.asarray(ts), np.asarray(ys).reshape(len(ts), k))
 
     def cut(self, runs, t):

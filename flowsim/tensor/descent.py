@@ -2,7 +2,7 @@
 
 The discrete counterpart of the CP flow (:class:`flowsim.dynamics.FactorCoordinates` of a CP model),
 run by the generic engine :func:`flowsim.descend` (through
-:func:`flowsim.descent.descend_trajectory`) on the same flat factor state, so the saved
+:func:`flowsim.descent.descend_trajectory`) on the same factors, so the saved
 observables are the flow's own code.
 
 **Loss convention.** flowsim's loss is ``l = 1/2 * sum over observed entries of
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
-from ..descent import descend_trajectory
+from ..descent import FactorLoss, descend_trajectory
 from ..dynamics import FactorCoordinates
 from ..parameterization import CPFactorization, Factors
 from ..problem import TensorCompletion, check_problem_and_model
@@ -38,13 +38,13 @@ def mse_to_loss(mse: float, n_observed: int) -> float:
 
 @dataclass(frozen=True)
 class MeanSquaredError:
-    """``MSE(y) = 2 l(y) / n``, the reference's training loss, as a hashable loss function
-    of a flat CP state (one compiled descent loop per model)."""
+    """``MSE = 2 l / n``, the reference's training loss, as a hashable loss function of
+    the CP factors (one compiled descent loop per model)."""
 
-    coords: FactorCoordinates
+    model: CPFactorization
 
-    def __call__(self, y, mask, target):
-        return 2.0 * self.coords.loss(y, mask, target) / jnp.sum(mask)
+    def __call__(self, params, mask, target):
+        return 2.0 * FactorLoss(self.model)(params, mask, target) / jnp.sum(mask)
 
 
 def cp_gradient_descent(problem: TensorCompletion, model: CPFactorization, params: Factors, *,
@@ -74,8 +74,8 @@ def cp_gradient_descent(problem: TensorCompletion, model: CPFactorization, param
               "dtype": np.dtype(dtype).name, "stop_mse": stop_mse,
               "max_iterations": int(max_iterations), "initial_state": y0.tolist()}
     # descend on the MSE = (2 / n) l; t is then rescaled to the time of the flow of l
-    return descend_trajectory(coords, problem, y0, config=config,
-                              loss_fn=MeanSquaredError(coords),
+    return descend_trajectory(coords, problem, params, config=config,
+                              loss_fn=MeanSquaredError(model),
                               time_scale=2.0 / problem.n_observed, lr=lr, step_rule=step_rule,
                               beta=beta, eps=eps, stop_loss=stop_mse,
                               max_iterations=max_iterations, dtype=dtype,
