@@ -148,9 +148,11 @@ def theorem1_task(plan: Plan, outcome: Outcome) -> list[CheckResult]:
         for norm in norms.all_norms():
             checks += [theorem1.check_norm_bound(loss, w, norm, "paper"),
                        theorem1.check_norm_bound(loss, w, norm, "derived")]
-        checks += [theorem1.check_distance_bound(loss, w), theorem1.check_erank_bound(loss, w)]
+        logs = tr.log_singular_values
+        checks += [theorem1.check_distance_bound(loss, w, log_sv=logs),
+                   theorem1.check_erank_bound(loss, w, log_sv=logs)]
         if loss[-1] <= 1e-7:  # the sharp limit needs a run that got deep
-            checks.append(theorem1.check_sharp_asymptotics(loss, w))
+            checks.append(theorem1.check_sharp_asymptotics(loss, w, log_sv=logs))
         if not tr.success:
             checks.append(CheckResult("Theorem 1", "trajectory reached its stop loss",
                                       tr.message, -1.0, False, "numeric"))

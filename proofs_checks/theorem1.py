@@ -22,7 +22,10 @@ import math
 
 import numpy as np
 
-from flowsim.metrics import effective_rank, singular_values
+from flowsim.metrics import (
+    effective_rank_minus_one,
+    log_singular_values,
+)
 
 from .norms import Norm
 from .result import CheckResult, slack_result
@@ -63,14 +66,23 @@ def norm_slack(loss, product, norm: Norm, a: float, b: float) -> np.ndarray:
     return norm(product) - (a / np.sqrt(np.asarray(loss)) - b)
 
 
-def distance_slack(loss, product, constant: float = DISTANCE_CONSTANT) -> np.ndarray:
+def _logs(product, log_sv):
+    """Log singular values: the trajectory's own (exact however small) when given, else
+    from the product's entries."""
+    return log_singular_values(product) if log_sv is None else np.asarray(log_sv)
+
+
+def distance_slack(loss, product, constant: float = DISTANCE_CONSTANT,
+                   log_sv=None) -> np.ndarray:
     """(10): ``C sqrt(l) - sigma_min(W)``."""
-    return constant * np.sqrt(np.asarray(loss)) - singular_values(product)[:, -1]
+    return constant * np.sqrt(np.asarray(loss)) - np.exp(_logs(product, log_sv)[:, -1])
 
 
-def erank_slack(loss, product, constant: float = ERANK_CONSTANT) -> np.ndarray:
-    """(9): ``1 + C sqrt(l) - erank(W)`` (inf over S of erank is 1, Proposition 2)."""
-    return 1.0 + constant * np.sqrt(np.asarray(loss)) - effective_rank(product)
+def erank_slack(loss, product, constant: float = ERANK_CONSTANT, log_sv=None) -> np.ndarray:
+    """(9): ``C sqrt(l) - (erank(W) - 1)`` (inf over S of erank is 1, Proposition 2),
+    with ``erank - 1`` computed without cancellation from the log singular values."""
+    return constant * np.sqrt(np.asarray(loss)) - effective_rank_minus_one(
+        _logs(product, log_sv))
 
 
 def _where(loss, slack) -> str:
@@ -124,30 +136,34 @@ def _ratio_evidence(loss, excess) -> tuple[str, dict]:
 
 
 def check_distance_bound(loss, product, constant: float = DISTANCE_CONSTANT,
-                         label: str = "") -> CheckResult:
-    slack = distance_slack(loss, product, constant)
-    text, data = _ratio_evidence(loss, singular_values(product)[:, -1])
+                         label: str = "", log_sv=None) -> CheckResult:
+    """(10) at every point; ``log_sv``: the trajectory's log singular values (exact)."""
+    slack = distance_slack(loss, product, constant, log_sv)
+    text, data = _ratio_evidence(loss, np.exp(_logs(product, log_sv)[:, -1]))
     return slack_result(f"{CLAIM} (10)", f"D(W, M_1) <= {constant:.4g} sqrt(l)", slack,
                         f"{label}{_where(loss, slack)}; {text}", source="derived", data=data)
 
 
 def check_erank_bound(loss, product, constant: float = ERANK_CONSTANT,
-                      label: str = "") -> CheckResult:
-    slack = erank_slack(loss, product, constant)
-    text, data = _ratio_evidence(loss, effective_rank(product) - 1.0)
+                      label: str = "", log_sv=None) -> CheckResult:
+    """(9) at every point; ``log_sv``: the trajectory's log singular values (exact)."""
+    slack = erank_slack(loss, product, constant, log_sv)
+    text, data = _ratio_evidence(loss, effective_rank_minus_one(_logs(product, log_sv)))
     return slack_result(f"{CLAIM} (9)", f"erank <= 1 + {constant:.4g} sqrt(l)", slack,
                         f"{label}{_where(loss, slack)}; {text}", source="derived", data=data)
 
 
-def check_sharp_asymptotics(loss, product, tol: float = 1e-3, label: str = "") -> CheckResult:
+def check_sharp_asymptotics(loss, product, tol: float = 1e-3, label: str = "",
+                            log_sv=None) -> CheckResult:
     """Corollary 1, derived sharp form: ``|W11| sqrt(2 l) -> 1``, so every norm -> inf,
     erank -> 1, D(W, M_1) -> 0. Checked at the final (smallest-loss) point."""
     loss, product = np.asarray(loss), np.asarray(product)
     ratio = abs(product[-1, 0, 0]) * _s(loss)[-1]
+    logs = _logs(product, log_sv)[-1:]
     evidence = (f"{label}at loss {loss[-1]:.1e}: |W11| sqrt(2l) = {ratio:.8f}, "
-                f"nuclear {float(np.sum(singular_values(product[-1]))):.4g}, erank-1 = "
-                f"{float(effective_rank(product[-1])) - 1:.2e}, sigma_min = "
-                f"{float(singular_values(product[-1])[-1]):.2e}")
+                f"nuclear {float(np.sum(np.exp(logs))):.4g}, erank-1 = "
+                f"{float(effective_rank_minus_one(logs)[0]):.2e}, sigma_min = "
+                f"{float(np.exp(logs[0, -1])):.2e}")
     return slack_result("Corollary 1", f"|W11| sqrt(2l) -> 1 (within {tol:g} at the end)",
                         tol - abs(ratio - 1.0), evidence, source="derived",
                         data={"final_ratio": ratio, "final_loss": float(loss[-1])})
