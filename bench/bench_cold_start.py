@@ -42,13 +42,13 @@ def main():
             imports.append(wall([sys.executable, "-c", "import flowsim"], env))
             firsts.append(wall(COMMAND, env))
             seconds.append(wall(COMMAND, env))
-            entries = len(os.listdir(tmp))
+            entries = sum(len(files) for _, _, files in os.walk(tmp))
         uncached.append(wall(COMMAND, {**os.environ, "FLOWSIM_CACHE_DIR": "off"}))
     med = statistics.median
     print(f"{' '.join(COMMAND[1:])}: median of {args.repeats}, wall seconds")
     print(f"  import flowsim                     {med(imports):6.2f}")
     print(f"  first run (empty cache, compiles)  {med(firsts):6.2f}")
-    print(f"  second run (cache: {entries} programs)   {med(seconds):6.2f}  "
+    print(f"  second run (cache: {entries} files)    {med(seconds):6.2f}  "
           f"({med(firsts) / med(seconds):.1f}x faster)")
     print(f"  a run with the cache turned off    {med(uncached):6.2f}")
 

@@ -8,10 +8,10 @@ Parts:
 1. Compile vs warm: the first grid run (compiles the chunk solve) timed cold and again
    warm, for the flow and for the NumPy loop.
 2. The whole tf grid, warm: every ``("tf", n, std, trial)`` run solved by
-   :func:`flowsim.experiments.figure2.solve_one` (exact gradient flow, explicit Tsit5, to MSE
-   ``stop_mse``, 1e-10 by default) and by :func:`numpy_reference_gd` (adaptive global step,
-   stop at MSE < 1e-6 at 3 checks in a row every 100 iterations, App. F.2), from the same
-   init. Totals, ratio, median errors.
+   :func:`flowsim.experiments.figure2.solve_one` (exact gradient flow,
+   ``solver="auto"``: the matrix-free RKC2, to MSE ``stop_mse``, 1e-10 by default) and by
+   :func:`numpy_reference_gd` (adaptive global step, stop at MSE < 1e-6 at 3 checks in a
+   row every 100 iterations, App. F.2), from the same init. Totals, ratio, median errors.
 3. The rank estimates of the grid (the same function whichever method produced the
    tensor): tf results and memorizers, at rtol 1e-2 and at the reference criterion.
 4. With ``--engines``: one stiff run (n = 200, init 1e-2, trial 0) through

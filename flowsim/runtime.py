@@ -3,11 +3,13 @@
 - float64 in jax (``jax_enable_x64``): flowsim computes in float64 everywhere.
 - A persistent compilation cache: a new process (a second ``flowsim run``, a notebook
   kernel, a Dask worker, a test process) loads the XLA programs an earlier process
-  compiled instead of compiling them again. Measured: the compile of a run's step loop is
-  almost all XLA compilation (0.2-0.6 s tracing, 2-6 s compiling), which the cache
-  removes. The cache lives in ``$FLOWSIM_CACHE_DIR``, else ``$XDG_CACHE_HOME/flowsim/jax``,
-  else ``~/.cache/flowsim/jax``; an existing jax cache setting of the user is kept, and
-  ``FLOWSIM_CACHE_DIR=off`` turns it off.
+  compiled instead of compiling them again (the compile of a run's step loop is mostly
+  XLA's: 2-6 s), and the exported, already traced pieces of a solve
+  (:mod:`flowsim.integration.programs`: tracing took 1.5 s more). The cache lives in
+  ``$FLOWSIM_CACHE_DIR``, else ``$XDG_CACHE_HOME/flowsim``, else ``~/.cache/flowsim``
+  (``jax/`` for XLA's programs, ``programs/`` for the exported pieces); an existing jax
+  cache setting of the user is kept for XLA's, and ``FLOWSIM_CACHE_DIR=off`` turns both
+  off.
 """
 
 from __future__ import annotations
@@ -22,13 +24,25 @@ import jax
 MIN_COMPILE_SECONDS = 0.1
 
 
-def cache_dir() -> Path | None:
-    """Where flowsim keeps compiled programs (``None``: turned off)."""
+def cache_root() -> Path | None:
+    """Where flowsim keeps its caches (``None``: turned off; module doc)."""
     explicit = os.environ.get("FLOWSIM_CACHE_DIR")
     if explicit is not None:
         return None if explicit.strip().lower() in ("", "0", "off", "none") else Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "flowsim" / "jax"
+    return Path(base) / "flowsim"
+
+
+def cache_dir() -> Path | None:
+    """Where flowsim keeps XLA's compiled programs (``None``: turned off)."""
+    root = cache_root()
+    return None if root is None else root / "jax"
+
+
+def programs_dir() -> Path | None:
+    """Where flowsim keeps the exported pieces of its solves (``None``: turned off)."""
+    root = cache_root()
+    return None if root is None else root / "programs"
 
 
 def configure() -> None:

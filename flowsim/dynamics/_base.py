@@ -140,8 +140,14 @@ class Coordinates(abc.ABC):
         return decades(self.sigma_min(y), noise)
 
     def loss(self, y, mask, target):
-        r = mask * (self.product(y) - target)
-        return 0.5 * jnp.sum(r * r)
+        return self.loss_and_size(y, mask, target)[0]
+
+    def loss_and_size(self, y, mask, target):
+        """The loss and ``max |W_ij|`` from one product (what the integrators check after
+        every accepted step)."""
+        w = self.product(y)
+        r = mask * (w - target)
+        return 0.5 * jnp.sum(r * r), jnp.max(jnp.abs(w))
 
     def loss_rate(self, y, mask, target):
         """``d loss / dt`` along the flow: ``<grad_y loss, dy/dt>``."""

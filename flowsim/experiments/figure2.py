@@ -19,21 +19,16 @@ actually ends far deeper (measured: MSE 1e-10 to 1e-16). Stopped *exactly* at MS
 ``sqrt(n * 1e-6)`` (1.4e-2 at n = 200). The grid therefore stops at ``stop_mse = 1e-10``
 by default (flowsim loss ``stop_mse * n / 2``); ``stop_mse = 1e-6`` is one option away.
 
-Cost (measured on this shared 2-core machine, 2026-11-27). Order 3: the runs from init
-1e-2 cross a stiff phase (the 63 unneeded components decay slowly while the fitted one
-limits an explicit step to ~2.5): 1-31k Tsit5 steps at ~0.15 ms each in the compiled
-solve. Stiff solvers do not pay here (n = 200, init 1e-2, trial 0): scipy BDF / LSODA
-with the dense jax Jacobian take 490 / 599 steps but 44 / 34 s (114 / 58 LU
-factorizations of 1536 x 1536 at 0.1-0.3 s each), Kvaerno5 with a matrix-free Newton-GMRES
-117 steps but 18 s (hundreds of JVPs per step), the explicit flow 4.5 s in a bare diffrax
-solve. What did pay: not storing the 15-30k saved steps (:func:`solve_one`, 2.2x per stiff
-run), and running ALS on one BLAS thread (:mod:`.rank`). The whole order-3 grid went from
-40.9 min to 6.6 min (287 s of flows, 106 s of rank estimates, all 110 runs at
-stop_mse; 11.0 min when run beside the order-4 grid). ``bench/bench_tensor.py`` compares
-it with the reference's NumPy GD loop in one process: the flow stays ~5-10x slower
-because the exact flow must integrate to t ~ 1e4-1e5 with stability-bound explicit steps,
-while the reference's adaptive step grows as the gradient shrinks and leaves the flow
-(300-700 iterations per run).
+Cost (measured on this shared 2-core machine). Order 3: from init 1e-2 the flow crosses
+a stiff stretch (the 63 unneeded components decay slowly while the fitted one limits an
+explicit step to ~2.5; explicit Tsit5 took 1-31k steps per run). ``solver="auto"`` takes
+the matrix-free RKC2 there: 350-670 steps per run, all 100 tf runs of 5 trials in 5 s of
+flows against 7 s for the reference's NumPy descent on the same runs in the same process
+(``bench/bench_tensor.py --trials 5 --no-ranks``: ratio 0.69; with one trial 0.82), every
+run at ``stop_mse``. The stiff run n = 200, init 1e-2: RKC2 460 steps in 0.2 s, Tsit5
+30,228 steps in 4.6 s, the same error against the truth; scipy BDF / LSODA with the dense
+jax Jacobian 44 / 34 s, Kvaerno5 with a matrix-free Newton-GMRES 18 s. The grid's time is
+now the rank estimates' (~2 min; ALS on one BLAS thread, :mod:`.rank`).
 
 Order 4 (8x8x8x8, R = 512, 16384 unknowns): a flow step costs ~5-15 ms; from n >= 1000
 every run ends in ~80-140 steps (3-6 s). At n = 500 four of the ten runs stop at

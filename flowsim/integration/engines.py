@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import guards, loop
+from .programs import PROGRAMS
 
 
 @dataclass
@@ -62,6 +63,19 @@ def cut_member(member: loop.Member, t) -> loop.Member:
                        save_times=np.full_like(np.asarray(member.save_times), np.inf))
 
 
+def _chunk_structure(spec, carry, member):
+    """A pytree shaped like :func:`.loop.run_chunk`'s result (without tracing it)."""
+    del spec, member
+    z = np.zeros(())
+    return loop.Chunk(carry=carry, loss=z, rate=z, prev=carry, prev_loss=z, code=z, ts=z,
+                      ys=z, saved=z, attempts=z)
+
+
+#: the compiled pieces the engine calls: name and result structure (None: traced shapes)
+PIECES = {loop.lanes_start_point: ("start_point", None),
+          loop.lanes_initial_carry: ("initial_carry", None),
+          loop.lanes_run_chunk: ("run_chunk", _chunk_structure)}
+
 #: fewest lanes a batched call is padded to (a few compiled shapes)
 MIN_LANES = 16
 
@@ -82,8 +96,9 @@ class JaxEngine:
         return min(self.width, max(MIN_LANES, 1 << max(n - 1, 0).bit_length()))
 
     def _call(self, fn, *per_member):
-        """``fn(spec, *stacked)`` on groups of at most ``width`` members, each padded;
-        returns a list of per-member outputs."""
+        """``fn(spec, *stacked)`` (through its exported program, :mod:`.programs`) on
+        groups of at most ``width`` members, each padded; returns a list of per-member
+        outputs."""
         n = len(per_member[0])
         out = []
         for start in range(0, n, self.width):
@@ -91,7 +106,9 @@ class JaxEngine:
             size = len(group[0])
             pad = self.padded_width(size) - size
             stacked = [_stack(list(col) + [col[0]] * pad) for col in group]
-            out += _unstack(fn(self.spec, *stacked), size)
+            name, structure = PIECES[fn]
+            out += _unstack(PROGRAMS.call(name, fn, self.spec, tuple(stacked), structure),
+                            size)
         return out
 
     def start(self, runs) -> list[tuple[float, np.ndarray]]:

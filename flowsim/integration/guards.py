@@ -72,8 +72,7 @@ def step_code(spec, coords, y, t, sign, carry, member):
     (highest priority last), given ``carry`` (a :class:`StepContext` or the loop's carry)
     before the step, and the loss there."""
     mask, target = member.mask, member.target
-    loss = coords.loss(y, mask, target)
-    big = jnp.max(jnp.abs(coords.product(y)))
+    loss, big = coords.loss_and_size(y, mask, target)
     finite = jnp.all(jnp.isfinite(y)) & jnp.isfinite(loss)
     code = jnp.asarray(CONTINUE)
     code = jnp.where(carry.steps + 1 >= member.max_steps, MAX_STEPS, code)
