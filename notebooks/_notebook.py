@@ -5,11 +5,10 @@ Environment variables:
 - ``FLOWSIM_NOTEBOOK_QUICK=1``: a small, fast version of every computation, showing the same
   phenomena (used by the test suite, tests/test_notebooks.py, and the docs build).
 - ``FLOWSIM_FIGURES=DIR``: where figures are written (default: ``notebooks/figures``).
-- ``FLOWSIM_CACHE_DIR=DIR``: flowsim's persistent compilation cache (set up by flowsim
-  itself on import, :mod:`flowsim.runtime`; default ``~/.cache/flowsim/jax``, ``off``
-  disables it). flowsim compiles its solver once per model and settings (about 5 s each);
-  with the cache a later session, or another notebook, loads the compiled code in about
-  1.5 s instead.
+- ``FLOWSIM_CACHE_DIR=DIR``: flowsim's persistent caches (set up by flowsim itself on
+  import, :mod:`flowsim.runtime`; default ``~/.cache/flowsim``, ``off`` disables them).
+  flowsim compiles its solver once per model and settings (about 5 s each); with the
+  caches a later session, or another notebook, loads the compiled code in about 1.5 s.
 
 In a Jupyter kernel figures are shown inline and the Explore cells show sliders. Run as a
 plain script (``python notebooks/01_norms_to_infinity.py``) matplotlib draws headless

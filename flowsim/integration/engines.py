@@ -63,18 +63,9 @@ def cut_member(member: loop.Member, t) -> loop.Member:
                        save_times=np.full_like(np.asarray(member.save_times), np.inf))
 
 
-def _chunk_structure(spec, carry, member):
-    """A pytree shaped like :func:`.loop.run_chunk`'s result (without tracing it)."""
-    del spec, member
-    z = np.zeros(())
-    return loop.Chunk(carry=carry, loss=z, rate=z, prev=carry, prev_loss=z, code=z, ts=z,
-                      ys=z, saved=z, attempts=z)
-
-
-#: the compiled pieces the engine calls: name and result structure (None: traced shapes)
-PIECES = {loop.lanes_start_point: ("start_point", None),
-          loop.lanes_initial_carry: ("initial_carry", None),
-          loop.lanes_run_chunk: ("run_chunk", _chunk_structure)}
+#: the compiled pieces the engine calls, by name (the exported programs' file names)
+PIECES = {loop.lanes_start_point: "start_point", loop.lanes_initial_carry: "initial_carry",
+          loop.lanes_run_chunk: "run_chunk"}
 
 #: fewest lanes a batched call is padded to (a few compiled shapes)
 MIN_LANES = 16
@@ -106,9 +97,7 @@ class JaxEngine:
             size = len(group[0])
             pad = self.padded_width(size) - size
             stacked = [_stack(list(col) + [col[0]] * pad) for col in group]
-            name, structure = PIECES[fn]
-            out += _unstack(PROGRAMS.call(name, fn, self.spec, tuple(stacked), structure),
-                            size)
+            out += _unstack(PROGRAMS.call(PIECES[fn], fn, self.spec, tuple(stacked)), size)
         return out
 
     def start(self, runs) -> list[tuple[float, np.ndarray]]:

@@ -5,7 +5,11 @@ compile, not jax's tracing: tracing a run's step loop (diffrax's step under ``vm
 the Newton solve, the guards) took about 1.5 s of a second ``flowsim run``'s 3.4 s wall.
 So each piece the engine calls (the start point, the initial carry, the chunk loop) is
 exported once with ``jax.export`` (the traced and lowered program, serialized) into
-``<cache>/programs``, and later processes load that file and call it.
+``<cache>/programs``, and later processes load that file and call it. Beside the program
+the file holds a skeleton of its result (the result's pytree, every array a 0-d
+placeholder, pickled: flowsim's own classes and diffrax's states), so a loaded program's
+result is rebuilt without tracing anything. The files are flowsim's private cache,
+written and read by the same user.
 
 A program's file name is a digest of everything that shapes its trace: the piece's name,
 the loop spec (model, coordinates, solver, tolerances, chunk size, save mode, guards),
@@ -21,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
+import pickle
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -58,10 +63,8 @@ class Programs:
         self.loaded: dict[str, jax.export.Exported] = {}
         self.unexportable: set[str] = set()
 
-    def call(self, name: str, fn, spec, args: tuple, structure=None):
-        """``fn(spec, *args)`` through its exported program. ``structure(spec, *args)``
-        returns a pytree shaped like the result (default: ``jax.eval_shape`` of ``fn``,
-        which traces it: pass a cheap one for large pieces)."""
+    def call(self, name: str, fn, spec, args: tuple):
+        """``fn(spec, *args)`` through its exported program (module doc)."""
         directory = programs_dir()
         if directory is None or name in self.unexportable:
             return fn(spec, *args)
@@ -70,41 +73,49 @@ class Programs:
         signature = repr((name, spec, str(treedef),
                           [(v.shape, v.dtype.str) for v in leaves], code_digest()))
         key = f"{name}-{hashlib.sha256(signature.encode()).hexdigest()[:32]}"
-        program = self.loaded.get(key) or self._read(directory / key)
-        if program is None:
+        entry = self.loaded.get(key) or self._read(directory / key)
+        if entry is None:
             try:
-                program = self._export(fn, spec, treedef, leaves)
+                entry = self._export(fn, spec, treedef, leaves)
             except Exception:  # noqa: BLE001 -- not exportable: trace it as before
                 self.unexportable.add(name)
                 return fn(spec, *args)
-            self._write(directory / key, program)
-        self.loaded[key] = program
-        shape = structure(spec, *args) if structure is not None else jax.eval_shape(
-            lambda *a: fn(spec, *a), *args)
-        return jax.tree.unflatten(jax.tree.structure(shape), program.call(*leaves))
+            self._write(directory / key, entry)
+        self.loaded[key] = entry
+        program, skeleton = entry
+        return jax.tree.unflatten(jax.tree.structure(skeleton), program.call(*leaves))
 
     @staticmethod
     def _export(fn, spec, treedef, leaves):
+        """The exported program and a *skeleton* of its result: the result's pytree with a
+        0-d placeholder for every array (its structure, without tracing ``fn`` again)."""
+        found = {}
+
         def flat(*values):
-            return jax.tree.leaves(fn(spec, *jax.tree.unflatten(treedef, values)))
+            out, found["tree"] = jax.tree.flatten(fn(spec, *jax.tree.unflatten(treedef, values)))
+            return out
 
         avals = [jax.ShapeDtypeStruct(v.shape, v.dtype) for v in leaves]
-        return jax.export.export(jax.jit(flat))(*avals)
+        program = jax.export.export(jax.jit(flat))(*avals)
+        tree = found["tree"]
+        return program, jax.tree.unflatten(tree, [np.zeros((), np.int8)] * tree.num_leaves)
 
     @staticmethod
     def _read(path: Path):
         try:
-            return jax.export.deserialize(bytearray(path.read_bytes()))
+            blob, skeleton = pickle.loads(path.read_bytes())
+            return jax.export.deserialize(bytearray(blob)), skeleton
         except Exception:  # noqa: BLE001 -- missing, partial or stale: export again
             return None
 
     @staticmethod
-    def _write(path: Path, program) -> None:
+    def _write(path: Path, entry) -> None:
+        program, skeleton = entry
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             with os.fdopen(fd, "wb") as handle:
-                handle.write(program.serialize())
+                handle.write(pickle.dumps((bytes(program.serialize()), skeleton)))
             os.replace(tmp, path)  # atomic: concurrent processes never read half a file
         except OSError:  # a read-only cache: this process keeps its own copy
             pass
