@@ -68,7 +68,20 @@ def test_a_damaged_program_file_is_exported_again(monkeypatch, tmp_path):
     assert chunk.read_bytes() != b"not a program"
 
 
-def test_the_digest_covers_the_source_and_the_packages():
-    digest = programs.code_digest()
-    assert len(digest) == 64 and digest == programs.code_digest()
-    assert "jaxlib" in programs.PACKAGES and "diffrax" in programs.PACKAGES
+def test_a_program_serves_only_its_own_settings(monkeypatch, tmp_path):
+    """Other tolerances, another number of lanes: other programs, not the first one."""
+    model = fs.DeepMatrixFactorization((2, 2), 3)
+    params = fs.balanced_init(model, seed=0, scale=1e-2)
+
+    def chunk_files():
+        return {p.name for p in (tmp_path / "programs").glob("run_chunk-*")}
+
+    fresh(monkeypatch, tmp_path)
+    fs.gradient_flow(fs.paper_problem(), model, params, stop_loss=1e-4, progress=False)
+    first = chunk_files()
+    fs.gradient_flow(fs.paper_problem(), model, params, stop_loss=1e-4, rtol=1e-7,
+                     progress=False)
+    second = chunk_files()
+    fs.gradient_flow(fs.paper_problem(), model, [params, params], stop_loss=1e-4,
+                     progress=False)
+    assert len(first) == 1 and len(second) == 2 and len(chunk_files()) == 3
