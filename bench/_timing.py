@@ -6,6 +6,13 @@ import statistics
 import time
 
 
+def wall(fn):
+    """``(result, wall seconds)`` of one call ``fn()``."""
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
 def timed(fn, repeats):
     """``(result, compile s, warm s)``: ``fn()`` once cold, then ``repeats`` times warm;
     compile = first call minus the warm median, warm = the median."""

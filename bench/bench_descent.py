@@ -10,9 +10,9 @@ a shared, noisy machine. Compile (first call) and warm times are reported separa
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from _timing import wall  # bench/ is on sys.path when a bench runs
 
 import flowsim as fs
 
@@ -38,12 +38,6 @@ def numpy_gd(params, mask, target, lr, steps):
     return ws
 
 
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--numpy-steps", type=int, default=20_000)
@@ -57,7 +51,7 @@ def main() -> None:
     print(f"depth 3, 2x2, balanced init scale 1e-3, lr {lr:g}, float64 unless noted\n")
 
     # -- steps per second ---------------------------------------------------------------
-    ref, t_numpy = timed(lambda: numpy_gd(params, problem.mask, problem.target, lr,
+    ref, t_numpy = wall(lambda: numpy_gd(params, problem.mask, problem.target, lr,
                                           args.numpy_steps))
     numpy_rate = args.numpy_steps / t_numpy
     print(f"NumPy loop: {args.numpy_steps} steps in {t_numpy:.3f} s -> "
@@ -67,9 +61,9 @@ def main() -> None:
         def run(n, dtype=dtype):
             return fs.gradient_descent(problem, model, params, lr, max_iterations=n,
                                        dtype=dtype, progress=False)
-        _, first = timed(lambda: run(10))   # compile + 10 steps
-        _, small = timed(lambda: run(10))   # warm fixed cost of one call
-        traj, warm = timed(lambda: run(args.engine_steps))
+        _, first = wall(lambda: run(10))   # compile + 10 steps
+        _, small = wall(lambda: run(10))   # warm fixed cost of one call
+        traj, warm = wall(lambda: run(args.engine_steps))
         rates[dtype] = args.engine_steps / warm
         print(f"engine {dtype}: first call {first:.2f} s (compile), warm call of 10 steps "
               f"{small * 1e3:.1f} ms; {args.engine_steps} steps warm {warm:.3f} s -> "
@@ -85,7 +79,7 @@ def main() -> None:
           f"float32 {rates['float32'] / numpy_rate:.0f}x\n")
 
     # -- time to loss 1e-4: GD (millions of steps) vs the exact flow ---------------------
-    gd, t_gd = timed(lambda: fs.gradient_descent(problem, model, params, lr, stop_loss=1e-4,
+    gd, t_gd = wall(lambda: fs.gradient_descent(problem, model, params, lr, stop_loss=1e-4,
                                                  progress=False))
     print(f"GD to loss 1e-4 (warm): {gd.steps[-1]:,} steps in {t_gd:.2f} s, "
           f"|W11| = {abs(gd.product[-1, 0, 0]):.6f}")
@@ -94,8 +88,8 @@ def main() -> None:
         def flow(coords=coords):
             return fs.gradient_flow(problem, model, params, coordinates=coords, stop_loss=1e-4,
                                     progress=False)
-        _, first = timed(flow)
-        traj, warm = timed(flow)
+        _, first = wall(flow)
+        traj, warm = wall(flow)
         flows[coords] = warm
         print(f"flow ({coords}, Kvaerno5) to loss 1e-4: first call {first:.2f} s (compile), "
               f"warm {warm:.3f} s, {traj.stats['steps']} steps, "

@@ -26,20 +26,14 @@ up to ``--gd-max-d``).
 from __future__ import annotations
 
 import argparse
-import time
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _timing import wall  # bench/ is on sys.path when a bench runs
 
 import flowsim as fs
-
-
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
 
 
 @partial(jax.jit, static_argnames=("max_iterations",))
@@ -78,8 +72,8 @@ def part_a(args):
     model = fs.DeepMatrixFactorization((100, 100), 3)
     params = fs.balanced_init(model, seed=0, scale=1e-3)
     print("A. 100x100, rank 5, 2,000 observed, depth 3, balanced 1e-3, to loss 1e-6")
-    first, t_first = timed(lambda: flow(problem, model, params, stop_loss=1e-6))
-    warm, t_warm = timed(lambda: flow(problem, model, params, stop_loss=1e-6))
+    first, t_first = wall(lambda: flow(problem, model, params, stop_loss=1e-6))
+    warm, t_warm = wall(lambda: flow(problem, model, params, stop_loss=1e-6))
     o = warm.config["options"]
     print(f"  flow (default call: {warm.config['coordinates']}, {o['solver']}, rtol "
           f"{o['rtol']:g}, atol {o['atol']:g}): {warm.status}, first call {t_first:.2f} s "
@@ -88,11 +82,11 @@ def part_a(args):
           f"{warm.stats.get('vector_field_evaluations')} gradient evaluations, "
           f"{warm.stats.get('jacobian_vector_products')} Hessian-vector products; "
           f"t = {warm.t[-1]:.6g}")
-    gd, t_gd = timed(lambda: fs.gradient_descent(problem, model, params, 1e-3,
+    gd, t_gd = wall(lambda: fs.gradient_descent(problem, model, params, 1e-3,
                                                   stop_loss=1e-6, progress=False))
     p0 = tuple(jnp.asarray(w) for w in params)
     mask, target = jnp.asarray(problem.mask), jnp.asarray(problem.target)
-    (k_plain, _, _), t_plain = timed(lambda: jax.block_until_ready(plain_descent(
+    (k_plain, _, _), t_plain = wall(lambda: jax.block_until_ready(plain_descent(
         p0, mask, target, 1e-3, 1e-6, max_iterations=10_000_000)))
     print(f"  gradient_descent(lr=1e-3): {gd.status}, {int(gd.steps[-1])} iterations, "
           f"{t_gd:.1f} s; plain jitted loop: {int(k_plain)} iterations, {t_plain:.1f} s; "
@@ -120,7 +114,7 @@ def part_a(args):
     for depth in (2, 4):
         m = fs.DeepMatrixFactorization((100, 100), depth)
         p = fs.balanced_init(m, seed=0, scale=1e-3)
-        traj, t = timed(lambda m=m, p=p: flow(problem, m, p, stop_loss=1e-6))
+        traj, t = wall(lambda m=m, p=p: flow(problem, m, p, stop_loss=1e-6))
         print(f"  depth {depth}: {traj.status}, {t:.2f} s (first call), "
               f"{traj.stats['steps']} steps, t = {traj.t[-1]:.6g}")
 
@@ -135,12 +129,12 @@ def part_b(args):
         model = fs.DeepMatrixFactorization((d, d), 3)
         params = fs.balanced_init(model, seed=0, scale=1e-3)
         flow(problem, model, params, stop_loss=1e-6, max_steps=4)
-        traj, t = timed(lambda p=problem, m=model, w=params: flow(p, m, w, stop_loss=1e-6))
+        traj, t = wall(lambda p=problem, m=model, w=params: flow(p, m, w, stop_loss=1e-6))
         evals = traj.stats.get("vector_field_evaluations") or 0
         row = (f"{d:4d} {model.n_params:7d} {t:7.2f} {traj.stats['steps']:6d} {evals:7d} "
                f"{1e3 * t / max(evals, 1):8.3f}")
         if d <= args.gd_max_d:
-            gd, t_gd = timed(lambda p=problem, m=model, w=params: fs.gradient_descent(
+            gd, t_gd = wall(lambda p=problem, m=model, w=params: fs.gradient_descent(
                 p, m, w, 1e-3, stop_loss=1e-6, progress=False))
             row += f" {t_gd:7.1f} {int(gd.steps[-1]):8d} {t_gd / t:8.1f}"
         else:

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import numpy as np
+from _timing import wall  # bench/ is on sys.path when a bench runs
 
 import flowsim as fs
 from flowsim.experiments import figure2 as fig2
@@ -76,18 +76,12 @@ def _numpy_run(config, data, key):
     return numpy_reference_gd(data.truth, data.problem(n).mask, params)
 
 
-def _timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
-
-
 def compile_and_warm(config, data, key):
     print(f"\n1. compile vs warm, run {key}")
     for name, fn in (("flow", lambda: fig2.solve_one(config, data, key)),
                      ("numpy", lambda: _numpy_run(config, data, key))):
-        _, cold = _timed(fn)
-        _, warm = _timed(fn)
+        _, cold = wall(fn)
+        _, warm = wall(fn)
         print(f"   {name:6s} first call {cold:6.2f} s, warm {warm:6.2f} s, compile ~"
               f"{max(cold - warm, 0):.2f} s")
 
@@ -100,8 +94,8 @@ def whole_grid(config, data):
           f"{'numpy it':>9s} {'flow err':>9s} {'numpy err':>9s}")
     rows, tensors = [], []
     for key in keys:
-        (w, record), flow_s = _timed(lambda key=key: fig2.solve_one(config, data, key))
-        (w_np, iters, _), numpy_s = _timed(lambda key=key: _numpy_run(config, data, key))
+        (w, record), flow_s = wall(lambda key=key: fig2.solve_one(config, data, key))
+        (w_np, iters, _), numpy_s = wall(lambda key=key: _numpy_run(config, data, key))
         err = fig2._relative_error(w, data.truth)
         err_np = fig2._relative_error(w_np, data.truth)
         rows.append((key[2], flow_s, numpy_s, err, err_np, record["status"]))
@@ -124,9 +118,9 @@ def whole_grid(config, data):
 
 def rank_estimates(config, data, tensors):
     print("\n3. rank estimates (the same function for any method)")
-    _, tf_s = _timed(lambda: [fig2.evaluate(config, data, w, {}) for w in tensors])
+    _, tf_s = wall(lambda: [fig2.evaluate(config, data, w, {}) for w in tensors])
     linear = [fig2.solve_one(config, data, k)[0] for k in config.runs() if k[0] == "linear"]
-    _, lin_s = _timed(lambda: [fig2.evaluate(config, data, w, {}) for w in linear])
+    _, lin_s = wall(lambda: [fig2.evaluate(config, data, w, {}) for w in linear])
     print(f"   tf results: {len(tensors)} tensors {tf_s:.0f} s; memorizers: {len(linear)} "
           f"tensors {lin_s:.0f} s")
     return tf_s + lin_s
@@ -147,17 +141,17 @@ def engines(config, data):
             ("end points only", lambda **o: fs.gradient_flow(
                 problem, model, params, solver="Tsit5", save_at="ends", **kw, **o))):
         fn(max_steps=256)
-        traj, warm = _timed(lambda fn=fn: fn(max_steps=config.max_steps))
+        traj, warm = wall(lambda fn=fn: fn(max_steps=config.max_steps))
         print(f"   Tsit5 {name:26s} {warm:7.2f} s, {traj.stats['steps']} steps "
               f"({warm / traj.stats['steps'] * 1e3:.2f} ms/step)")
-    traj, cold = _timed(lambda: fs.gradient_flow(problem, model, params, solver="Kvaerno5",
+    traj, cold = wall(lambda: fs.gradient_flow(problem, model, params, solver="Kvaerno5",
                                                  max_steps=8, chunk_steps=4, **kw))
-    _, warm = _timed(lambda: fs.gradient_flow(problem, model, params, solver="Kvaerno5",
+    _, warm = wall(lambda: fs.gradient_flow(problem, model, params, solver="Kvaerno5",
                                               max_steps=8, chunk_steps=4, **kw))
     print(f"   Kvaerno5 (dense Newton) 8 steps: first {cold:.1f} s, warm {warm:.1f} s "
           f"({warm / 8:.2f} s/step)")
     for solver in ("BDF", "LSODA"):
-        traj, warm = _timed(lambda solver=solver: fs.gradient_flow(
+        traj, warm = wall(lambda solver=solver: fs.gradient_flow(
             problem, model, params, solver=solver, max_steps=config.max_steps, **kw))
         print(f"   scipy {solver} (dense jax Jacobian): {warm:.1f} s, {traj.stats}")
     krylov(problem, model, params, kw["stop_loss"], config)
@@ -190,8 +184,8 @@ def krylov(problem, model, params, stop_loss, config):
         return sol.ys[-1], sol.stats["num_accepted_steps"]
 
     y0 = jnp.asarray(coords.from_factors(params))
-    _, cold = _timed(lambda: jax.block_until_ready(solve(y0)))
-    (y, steps), warm = _timed(lambda: jax.block_until_ready(solve(y0)))
+    _, cold = wall(lambda: jax.block_until_ready(solve(y0)))
+    (y, steps), warm = wall(lambda: jax.block_until_ready(solve(y0)))
     print(f"   Kvaerno5 + Newton-GMRES (bare diffrax): first {cold:.1f} s, warm {warm:.1f} s, "
           f"{int(steps)} steps ({warm / int(steps) * 1e3:.0f} ms/step)")
 

@@ -41,6 +41,12 @@ Params = tuple  # tuple of arrays, 0-based in code: (W_1, ..., W_L) or (W^(1), .
 Factors = Params
 
 
+def array_namespace(arrays):
+    """``numpy`` when every array is a numpy array (host-side checks, without jax's
+    per-operation dispatch: 0.3 ms per member of a batch), else ``jax.numpy``."""
+    return np if all(isinstance(a, np.ndarray) for a in arrays) else jnp
+
+
 class Factorization(abc.ABC):
     """The protocol every model implements (a frozen dataclass, hashable: it is part of the
     key of every compiled solve)."""
@@ -214,12 +220,6 @@ class DeepMatrixFactorization(Factorization):
     def to_dict(self) -> dict:
         return {"kind": "DeepMatrixFactorization", "shape": list(self.shape),
                 "depth": self.depth, "widths": list(self.widths)}
-
-
-def array_namespace(arrays):
-    """``numpy`` when every array is a numpy array (host-side checks, without jax's
-    per-operation dispatch: 0.3 ms per member of a batch), else ``jax.numpy``."""
-    return np if all(isinstance(a, np.ndarray) for a in arrays) else jnp
 
 
 def product(params: Params):

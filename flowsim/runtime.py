@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import os
 from pathlib import Path
 
@@ -60,3 +62,14 @@ def configure() -> None:
         return
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+
+
+@functools.cache
+def package_version(name: str) -> str | None:
+    """The installed version of package ``name`` (``None``: not installed), read once per
+    process: ``importlib.metadata`` parses the package's metadata on every call (8 ms,
+    which made up a fifth of a 256-member batch's time when read per trajectory)."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None

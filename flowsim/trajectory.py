@@ -8,10 +8,8 @@ checked when read: :data:`TRAJECTORY_FORMAT`, :func:`check_trajectory_parts`).
 
 from __future__ import annotations
 
-import functools
 import platform
 from dataclasses import dataclass, field, replace
-from importlib import metadata as _md
 from pathlib import Path
 
 import jax
@@ -30,6 +28,7 @@ from .files import (
 )
 from .parameterization import model_from_dict
 from .problem import EntryCompletion
+from .runtime import package_version
 
 #: statuses that mean "stopped where asked"
 SUCCESS_STATUSES = ("stop_loss", "t_max", "max_iterations")
@@ -68,20 +67,9 @@ TRAJECTORY_FORMAT = Format(
 def versions() -> dict:
     """Versions of Python and the packages a result depends on (recorded in every
     trajectory)."""
-    return dict(_versions())
-
-
-@functools.lru_cache(maxsize=1)
-def _versions() -> tuple:
-    # importlib.metadata parses each package's metadata: 8 ms per call, which made up a
-    # fifth of a 256-member batch's time when called per trajectory
-    out = {"python": platform.python_version()}
-    for pkg in ("flowsim", "jax", "jaxlib", "diffrax", "numpy", "scipy"):
-        try:
-            out[pkg] = _md.version(pkg)
-        except _md.PackageNotFoundError:
-            out[pkg] = None
-    return tuple(out.items())
+    return {"python": platform.python_version(),
+            **{pkg: package_version(pkg)
+               for pkg in ("flowsim", "jax", "jaxlib", "diffrax", "numpy", "scipy")}}
 
 
 @dataclass(frozen=True, eq=False)

@@ -171,9 +171,7 @@ class Solve:
     def finish(self, run: Run, engine, status: str, message: str, located=None):
         """End ``run``: its saved points (plus the located stop point, or the last
         point if it was not saved) become its Trajectory."""
-        raw_t, raw_y = np.concatenate(run.ts), np.concatenate(run.ys)
-        t_c, y_c = engine.point(run) if run.carry is not None else (raw_t[-1], raw_y[-1])
-        carry_saved = bool(raw_t[-1] == t_c and np.array_equal(raw_y[-1], y_c))
+        raw_t, raw_y, carry_saved, t, states = self._points(run, engine)
         if located is not None:
             t_s, y_s = located
             keep = raw_t < t_s
@@ -183,33 +181,39 @@ class Solve:
             n_keep = int(keep.sum())
         else:
             n_keep = len(raw_t)
-            t, states = raw_t, raw_y
-            if t_c > raw_t[-1]:
-                t, states = np.append(t, t_c), np.concatenate([states, y_c[None, :]])
         stats = {**(engine.counters(run) if run.carry is not None else
                     {"steps": 0, "rejected": 0}), **run.stats}
-        run.trajectory = trajectory_from_states(
-            self.coords, run.member.mask, run.member.target, t, states, status=status,
-            message=message, stats=stats, config=run.config)
+        run.trajectory = self._trajectory(run, t, states, status, message, stats)
         run.resume = {"n_keep": n_keep, "carry_saved": carry_saved,
                       "located": located is not None, **_guard_state(run.member)}
 
     def checkpoint_now(self, run: Run, engine, wall: float):
         """Write the run in progress (status ``"interrupted"``) with its carry."""
+        raw_t, _, carry_saved, t, states = self._points(run, engine)
+        stats = {**engine.counters(run), **run.stats, "wall_s": wall}
+        traj = self._trajectory(run, t, states, "interrupted",
+                                "checkpoint of a run in progress", stats)
+        checkpoints.save(self.checkpoint, traj, run.carry,
+                         {"n_keep": len(raw_t), "carry_saved": carry_saved, "located": False,
+                          **_guard_state(run.member)})
+
+    @staticmethod
+    def _points(run: Run, engine):
+        """``(saved t, saved states, carry_saved, t, states)``: the points saved so far,
+        whether the carry's point is the last of them, and the saved points with the
+        carry's point appended where it lies past them."""
         raw_t, raw_y = np.concatenate(run.ts), np.concatenate(run.ys)
-        t_c, y_c = engine.point(run)
+        t_c, y_c = engine.point(run) if run.carry is not None else (raw_t[-1], raw_y[-1])
         carry_saved = bool(raw_t[-1] == t_c and np.array_equal(raw_y[-1], y_c))
         t, states = raw_t, raw_y
         if t_c > raw_t[-1]:
             t, states = np.append(t, t_c), np.concatenate([states, y_c[None, :]])
-        stats = {**engine.counters(run), **run.stats, "wall_s": wall}
-        traj = trajectory_from_states(
-            self.coords, run.member.mask, run.member.target, t, states,
-            status="interrupted", message="checkpoint of a run in progress", stats=stats,
-            config=run.config)
-        checkpoints.save(self.checkpoint, traj, run.carry,
-                         {"n_keep": len(raw_t), "carry_saved": carry_saved, "located": False,
-                          **_guard_state(run.member)})
+        return raw_t, raw_y, carry_saved, t, states
+
+    def _trajectory(self, run: Run, t, states, status: str, message: str, stats: dict):
+        return trajectory_from_states(
+            self.coords, run.member.mask, run.member.target, t, states, status=status,
+            message=message, stats=stats, config=run.config)
 
     # -- verdicts --------------------------------------------------------------------
     def precision_event(self, run: Run, engine, kind: str, detail: str) -> bool:

@@ -23,7 +23,6 @@ the same program's.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
 import pickle
 import tempfile
@@ -33,7 +32,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from ..runtime import programs_dir
+from ..runtime import package_version, programs_dir
 
 #: packages whose versions are part of every program's digest
 PACKAGES = ("jax", "jaxlib", "diffrax", "equinox", "optimistix", "lineax")
@@ -48,10 +47,7 @@ def code_digest() -> str:
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())
     for package in PACKAGES:
-        try:
-            digest.update(f"{package}={importlib.metadata.version(package)}".encode())
-        except importlib.metadata.PackageNotFoundError:
-            digest.update(f"{package}=none".encode())
+        digest.update(f"{package}={package_version(package)}".encode())
     digest.update(jax.default_backend().encode())
     return digest.hexdigest()
 

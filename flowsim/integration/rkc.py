@@ -78,15 +78,16 @@ def _chebyshev_at_w0(s, w0):
 
 class RKC2State(eqx.Module):
     """``F(y_n)`` (first stage, reused), the power iteration's unit vector and estimate
-    of the spectral radius, and cumulative counts of vector-field evaluations and
-    Jacobian-vector products."""
+    of the spectral radius, cumulative counts of vector-field evaluations and
+    Jacobian-vector products, and the accepted steps (the loop keeps a rejected step's
+    state), which time the power iteration's updates."""
 
     f0: jax.Array
     v: jax.Array
     rho: jax.Array
     fevals: jax.Array
     jvps: jax.Array
-    attempts: jax.Array
+    steps: jax.Array
 
 
 class RKC2(eqx.Module):
@@ -119,7 +120,7 @@ class RKC2(eqx.Module):
         return RKC2State(f0=term.vf(t0, y0, args), v=v, rho=rho,
                          fevals=jnp.asarray(1 + POWER_STEPS_INIT, jnp.float64),
                          jvps=jnp.asarray(POWER_STEPS_INIT, jnp.float64),
-                         attempts=jnp.asarray(0, jnp.int32))
+                         steps=jnp.asarray(0, jnp.int32))
 
     def step_limit(self, state: RKC2State):
         return stability_limit(RHO_SAFETY * state.rho)
@@ -135,7 +136,7 @@ class RKC2(eqx.Module):
     def step(self, term, t0, t1, y0, args, state: RKC2State, made_jump):
         del made_jump
         h = t1 - t0
-        n_power = jnp.where(state.attempts % POWER_EVERY == 0, POWER_UPDATE, 0)
+        n_power = jnp.where(state.steps % POWER_EVERY == 0, POWER_UPDATE, 0)
         v, rho_now = jax.lax.fori_loop(
             0, n_power, lambda _, c: self._power_fd(term, t0, y0, args, c[0], state.f0),
             (state.v, state.rho))
@@ -173,5 +174,5 @@ class RKC2(eqx.Module):
         y_error = 0.8 * (y0 - ys) + 0.4 * h * (f0 + f1)
         new = RKC2State(f0=f1, v=v, rho=rho_est,
                         fevals=state.fevals + (s + n_power).astype(jnp.float64),
-                        jvps=state.jvps, attempts=state.attempts + 1)
+                        jvps=state.jvps, steps=state.steps + 1)
         return ys, y_error, None, new, None
