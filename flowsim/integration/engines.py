@@ -168,8 +168,9 @@ class JaxEngine:
 
 @eqx.filter_jit
 def _scipy_code(spec, y, t, sign, prev_sign, steps, prev_loss, member):
+    """``(code, loss)`` of a scipy step (:func:`.guards.step_code`)."""
     carry = guards.StepContext(steps=steps, sign=prev_sign, loss=prev_loss)
-    return guards.step_code(spec, spec.coords, y, t, sign, carry, member)[0]
+    return guards.step_code(spec, spec.coords, y, t, sign, carry, member)
 
 
 @eqx.filter_jit
@@ -267,11 +268,11 @@ class ScipyEngine:
             sign = float(_watch_sign(spec, jnp.asarray(y_new))) if spec.watch_sign \
                 else carry.sign
             f64 = jnp.float64
-            code = int(_scipy_code(spec, jnp.asarray(y_new), f64(t), f64(sign),
-                                   f64(carry.sign), jnp.asarray(carry.steps), f64(run.loss),
-                                   run.member))
-            run.prev_loss = run.loss
-            run.loss = float(loop.point_loss_and_rate(spec, jnp.asarray(y_new), run.member)[0])
+            code, loss = _scipy_code(spec, jnp.asarray(y_new), f64(t), f64(sign),
+                                     f64(carry.sign), jnp.asarray(carry.steps), f64(run.loss),
+                                     run.member)
+            code = int(code)
+            run.prev_loss, run.loss = run.loss, float(loss)
             run.prev = (t_prev, y_prev)
             carry.t, carry.y, carry.sign, carry.steps = t, y_new, sign, carry.steps + 1
             landed = solver.status == "finished" and t == nxt
