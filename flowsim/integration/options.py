@@ -10,10 +10,11 @@ figures) takes the same :class:`SolverOptions`; a trajectory records them resolv
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..problem import check_integer, check_real
 
 #: state size (unknowns) from which ``solver="auto"`` takes the matrix-free RKC2 instead of
 #: Kvaerno5 (whose dense Newton costs O(P^3) per step: 57 s for a 10x10 depth-3 run that
@@ -94,22 +95,14 @@ class SolverOptions:
             value = getattr(self, name)
             if value is None and name in ("rtol", "atol", "conserved_rtol"):
                 continue
-            unbounded = name == "max_abs" and value == math.inf
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
-                    or not (value > 0 and (math.isfinite(value) or unbounded)):
-                raise ValueError(f"{name} must be a finite number > 0"
-                                 f"{' (or inf)' if name == 'max_abs' else ''}, got {value!r}")
-            object.__setattr__(self, name, float(value))
+            object.__setattr__(self, name, check_real(name, value, minimum=0.0, strict=True,
+                                                      allow_inf=name == "max_abs"))
         for name in ("rtol", "newton_rtol"):
             value = getattr(self, name)
             if value is not None and not value < 1:
                 raise ValueError(f"{name} must be < 1 (a relative tolerance), got {value!r}")
         for name in ("chunk_steps", "max_steps", "lanes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-                    or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-            object.__setattr__(self, name, int(value))
+            object.__setattr__(self, name, check_integer(name, getattr(self, name), 1))
         if self.on_precision_loss not in PRECISION_POLICIES:
             raise ValueError(f"on_precision_loss must be one of {PRECISION_POLICIES}, "
                              f"got {self.on_precision_loss!r}")
