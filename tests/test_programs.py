@@ -85,3 +85,13 @@ def test_a_program_serves_only_its_own_settings(monkeypatch, tmp_path):
     fs.gradient_flow(fs.paper_problem(), model, [params, params], stop_loss=1e-4,
                      progress=False)
     assert len(first) == 1 and len(second) == 2 and len(chunk_files()) == 3
+
+
+def test_a_cache_that_cannot_be_written_does_not_fail_the_run(monkeypatch, tmp_path):
+    fresh(monkeypatch, None)
+    traced = run()
+    (tmp_path / "programs").write_text("a file where the folder should be")
+    writing = fresh(monkeypatch, tmp_path)
+    same(traced, run())
+    assert writing.loaded and not writing.unexportable
+    assert not any(p.name.startswith(".tmp-") for p in tmp_path.iterdir())

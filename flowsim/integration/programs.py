@@ -108,13 +108,19 @@ class Programs:
     def _write(path: Path, entry) -> None:
         program, skeleton = entry
         try:
+            data = pickle.dumps((bytes(program.serialize()), skeleton))
+        except Exception:  # noqa: BLE001 -- not storable: this process keeps its own copy
+            return
+        tmp = None
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             with os.fdopen(fd, "wb") as handle:
-                handle.write(pickle.dumps((bytes(program.serialize()), skeleton)))
+                handle.write(data)
             os.replace(tmp, path)  # atomic: concurrent processes never read half a file
-        except OSError:  # a read-only cache: this process keeps its own copy
-            pass
+        except OSError:  # a read-only or full cache: this process keeps its own copy
+            if tmp is not None and os.path.exists(tmp):
+                os.remove(tmp)
 
 
 #: the programs of this process
