@@ -9,10 +9,11 @@ timed warm in the same process and scaled per run. ``--dask`` reruns the sweep o
 embedded Dask LocalCluster and checks that every result column is identical.
 
     .venv/bin/python bench/bench_sweep.py [--runs 1000] [--baseline 20] [--dask]
-        [--coordinates auto|svd|factors] [--rtol 1e-8] [--atol 1e-12]
+        [--coordinates auto|svd|factors] [--solver auto] [--rtol 1e-8] [--atol 1e-12]
 
 Defaults: flowsim's defaults (coordinates "auto", which takes the sign-exact svd
-coordinates for these starts, at their default tolerances rtol 1e-8 / atol 1e-12).
+coordinates for these starts, at their default tolerances rtol 1e-8 / atol 1e-12, and
+solver "auto", which takes Rodas5P for these runs to loss 1e-6).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main():
     parser.add_argument("--dask", action="store_true", help="also run on a Dask LocalCluster")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--coordinates", default="auto", help="auto (default), svd or factors")
+    parser.add_argument("--solver", default="auto", help="auto (default) or a solver name")
     parser.add_argument("--rtol", type=float, default=None)
     parser.add_argument("--atol", type=float, default=None)
     args = parser.parse_args()
@@ -53,7 +55,7 @@ def main():
     config = SweepConfig(
         grid={"depth": 3, "init": "balanced", "scale": 1e-3, "det_sign": "none",
               "stop_loss": 1e-6, "coordinates": args.coordinates, "rtol": args.rtol,
-              "atol": args.atol},
+              "atol": args.atol, "solver": args.solver},
         settings={"repetitions": args.runs, "batch_size": args.batch_size},
         solver=fs.SolverOptions(lanes=args.lanes, chunk_steps=args.chunk_steps))
     tmp = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
@@ -66,7 +68,8 @@ def main():
     inits = [fs.balanced_init(model, seed=s, scale=1e-3) for s in range(args.baseline)]
     def one(w):
         return fs.gradient_flow(problem, model, w, stop_loss=1e-6, rtol=args.rtol,
-                                atol=args.atol, coordinates=args.coordinates, progress=False)
+                                atol=args.atol, coordinates=args.coordinates, solver=args.solver,
+                                progress=False)
 
     _, t_compile_one, _ = timed(lambda: one(inits[0]))
     singles, t_singles, cpu_singles = timed(lambda: [one(w) for w in inits])
@@ -81,7 +84,8 @@ def main():
     scaled = np.abs(c["w_final"][:, 0, 0]) * np.sqrt(2 * c["loss_final"])
 
     print(f"sweep: {args.runs} balanced depth-3 inits (scale 1e-3, random det sign) to loss "
-          f"1e-6, {args.coordinates} coordinates, rtol {args.rtol}, atol {args.atol}, "
+          f"1e-6, {args.coordinates} coordinates, solver {args.solver} ("
+          f"{singles[0].config['options']['solver']}), rtol {args.rtol}, atol {args.atol}, "
           f"lanes {args.lanes}, batch_size {args.batch_size}")
     print(f"  first sweep (compile + run) {t_first:8.2f} s wall, {cpu_first:8.2f} s CPU")
     print(f"  warm sweep                  {t_warm:8.2f} s wall, {cpu_warm:8.2f} s CPU "

@@ -77,10 +77,16 @@ def test_finished_run_is_served_and_extended_exactly(tmp_path, uninterrupted):
     again = run(path, stop_loss=1e-4)
     np.testing.assert_array_equal(again.states, first.states)
     assert again.stats["wall_s"] == first.stats["wall_s"]  # served from the file
-    # a lower stop_loss extends the finished run: the same run as one made directly
+    # a lower stop_loss extends the finished run: the same run as one made directly with
+    # its solver (solver="auto" took Rodas5P for stop_loss 1e-4, Kvaerno5 for 1e-10 as
+    # the direct run `uninterrupted` shows; the extension keeps the run's own solver)
+    assert first.config["options"]["solver"] == "Rodas5P"
+    assert uninterrupted.config["options"]["solver"] == "Kvaerno5"
     extended = run(path)
-    np.testing.assert_array_equal(extended.t, uninterrupted.t)
-    np.testing.assert_array_equal(extended.states, uninterrupted.states)
+    assert extended.config["options"]["solver"] == "Rodas5P"
+    direct = run(solver="Rodas5P")
+    np.testing.assert_array_equal(extended.t, direct.t)
+    np.testing.assert_array_equal(extended.states, direct.states)
     assert fs.Trajectory.load(path).loss[-1] == pytest.approx(1e-10, rel=1e-9)
 
 

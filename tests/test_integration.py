@@ -308,7 +308,7 @@ def test_bad_problem_params_and_options(paper, depth3, depth3_params):
 
 def test_options_in_one_place_recorded(paper, depth3, depth3_params, flow_1e4):
     options = flow_1e4.config["options"]
-    assert options["solver"] == "Kvaerno5" and options["rtol"] == 1e-8
+    assert options["solver"] == "Rodas5P" and options["rtol"] == 1e-8
     assert fs.SolverOptions.from_dict(options).resolve("svd", "matrix", 7) == \
         fs.SolverOptions(**options)
     same = fs.gradient_flow(paper, depth3, depth3_params, stop_loss=1e-4, progress=False,

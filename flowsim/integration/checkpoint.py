@@ -81,6 +81,18 @@ def check_checkpoint_parts(data: dict, meta: dict, dims: dict) -> None:
                         for i in range(info["n_carry"])])
 
 
+def stored_solver(path: Path) -> str | None:
+    """The solver the run in the checkpoint at ``path`` was integrated with (``None``: no
+    readable checkpoint there). ``solver="auto"`` continues a stored run with it: the
+    automatic choice looks at the stop loss, and an extension continues the run it
+    extends, whatever the new stop loss would choose."""
+    try:
+        traj, _, _ = load(Path(path))
+    except (OSError, ValueError):  # FileFormatError included
+        return None  # resume() says what is wrong with it
+    return traj.config.get("options", {}).get("solver")
+
+
 def _comparable(config: dict) -> dict:
     out = {k: v for k, v in config.items() if k not in EXTENDABLE}
     out["options"] = {k: v for k, v in config.get("options", {}).items() if k != "max_steps"}

@@ -569,11 +569,22 @@ def gradient_flow(problem, model: Factorization, params, *, coordinates: str = A
     for i, (name, _) in enumerate(chosen):
         groups.setdefault(name, []).append(i)
 
-    out: list[Trajectory | None] = [None] * n
+    # solver options: per member too ("auto" looks at the stop loss), one solve per choice;
+    # a checkpoint's run goes on with the solver it was started with
+    if checkpoint is not None and options.solver == AUTO:
+        stored = checkpoints.stored_solver(Path(checkpoint))
+        if stored is not None and stored != AUTO and stored in JAX_SOLVERS:
+            options = options.replace(solver=stored)
+    solves: dict[tuple, list[int]] = {}
     for name, idx in groups.items():
+        state_size = len(make_coordinates(name, model).from_factors(checked[idx[0]]))
+        for i in idx:
+            resolved = options.resolve(name, _model_kind(model), state_size, stops[i])
+            solves.setdefault((name, resolved), []).append(i)
+
+    out: list[Trajectory | None] = [None] * n
+    for (name, resolved), idx in solves.items():
         coords = make_coordinates(name, model)
-        state_size = len(coords.from_factors(checked[idx[0]]))
-        resolved = options.resolve(name, _model_kind(model), state_size)
         if checkpoint is not None and resolved.solver not in JAX_SOLVERS:
             raise ValueError(f"checkpoint needs a diffrax solver ({list(JAX_SOLVERS)}): "
                              f"scipy's {resolved.solver} cannot save its state to resume "

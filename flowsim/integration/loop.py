@@ -44,6 +44,7 @@ import optimistix as optx
 from ..dynamics import Coordinates
 from . import guards
 from .rkc import RKC2
+from .rosenbrock import TABLEAUS, Rosenbrock
 
 #: end codes of a chunk (:data:`guards.CODES` names them)
 CONTINUE = guards.CONTINUE
@@ -73,6 +74,8 @@ class LoopSpec:
     def make_solver(self):
         if self.solver == "RKC2":
             return RKC2()
+        if self.solver in TABLEAUS:
+            return Rosenbrock(TABLEAUS[self.solver])
         cls = getattr(diffrax, self.solver)
         if issubclass(cls, diffrax.AbstractImplicitSolver):
             # Newton, not the default VeryChord: 10-500x fewer steps measured here.

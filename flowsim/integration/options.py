@@ -21,8 +21,27 @@ from ..problem import check_integer, check_real
 #: RKC2 does in 0.1 s, measured)
 MATRIX_FREE_FROM = 64
 
-#: diffrax solvers flowsim runs in its compiled loop (implicit ones get a Newton root finder)
-JAX_SOLVERS = ("Kvaerno5", "Kvaerno4", "Kvaerno3", "Tsit5", "Dopri5", "Dopri8", "RKC2")
+#: smallest stop loss for which ``solver="auto"`` takes the Rosenbrock method Rodas5P for a
+#: small state instead of Kvaerno5. Rodas5P needs one Jacobian and one LU factorization per
+#: step where Kvaerno5's Newton needs about twelve, but more steps, and many more deep in
+#: Theorem 1's regime (the stiff modes' rate changes along a step, which a linearly
+#: implicit method sees only through the start's Jacobian). Measured (depths 2-4, balanced
+#: 1e-3): 256-member batches to loss 1e-4 / 1e-6 / 1e-8 run 2.0-2.8x / 2.0-2.3x / 1.4x
+#: faster; single runs to 1e-6 0.73-1.15x and to 1e-8 0.57-0.94x as fast, to 1e-10
+#: 0.40-0.69x (docs/numerics.md). A run with no stop loss, or one below this, takes
+#: Kvaerno5.
+ROSENBROCK_DOWN_TO = 1e-6
+#: coordinates of deep matrix factorizations that ``"auto"`` may give Rodas5P: not
+#: "product", whose field (fractional powers of ``W W^T``) is not smooth where ``W`` is
+#: near singular, as at a small start: there a step linearized at its start point crossed
+#: ``det W = 0`` at loss 0.44 (depth 2, balanced 1e-3) where Kvaerno5 keeps the sign to
+#: loss 5e-4, the limit float64 sets in those coordinates
+ROSENBROCK_COORDINATES = ("svd", "factors")
+
+#: solvers flowsim runs in its compiled loop: diffrax's (implicit ones get a Newton root
+#: finder) and its own RKC2 and Rosenbrock methods
+JAX_SOLVERS = ("Kvaerno5", "Kvaerno4", "Kvaerno3", "Tsit5", "Dopri5", "Dopri8", "RKC2", "Rodas4",
+               "Rodas5P")
 #: scipy ``OdeSolver`` classes, the independent cross-check
 SCIPY_SOLVERS = ("Radau", "BDF", "LSODA", "DOP853", "RK45")
 SOLVERS = JAX_SOLVERS + SCIPY_SOLVERS
@@ -49,10 +68,11 @@ class SolverOptions:
 
     **Arguments:**
 
-    - `solver`: ``"auto"`` (Kvaerno5, implicit, for states of fewer than
-      :data:`MATRIX_FREE_FROM` unknowns, e.g. every 2x2 run; the matrix-free RKC2 above),
-      a solver of :data:`JAX_SOLVERS` (diffrax's, or flowsim's ``"RKC2"``) or a scipy one
-      of :data:`SCIPY_SOLVERS`.
+    - `solver`: ``"auto"`` (for states of fewer than :data:`MATRIX_FREE_FROM` unknowns,
+      e.g. every 2x2 run: the Rosenbrock method Rodas5P for runs with a stop loss of at
+      least :data:`ROSENBROCK_DOWN_TO` in :data:`ROSENBROCK_COORDINATES`, the implicit
+      Kvaerno5 otherwise; the matrix-free RKC2 above), a solver of :data:`JAX_SOLVERS` (diffrax's, or flowsim's ``"RKC2"``,
+      ``"Rodas4"``, ``"Rodas5P"``) or a scipy one of :data:`SCIPY_SOLVERS`.
     - `rtol`, `atol`: the PID step-size controller's tolerances; ``None`` takes
       :data:`DEFAULT_TOLERANCES` for the coordinates (else :data:`BASE_TOLERANCES`).
     - `newton_rtol`, `newton_atol`: tolerances of the implicit solvers' Newton iteration
@@ -127,13 +147,20 @@ class SolverOptions:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def resolve(self, coordinates: str, model_kind: str, state_size: int) -> SolverOptions:
+    def resolve(self, coordinates: str, model_kind: str, state_size: int,
+                stop_loss: float | None = None) -> SolverOptions:
         """These options with ``solver``, ``rtol``, ``atol`` and ``conserved_rtol`` made
-        concrete for the coordinates, the model (``"matrix"`` or ``"cp"``) and the number
-        of unknowns."""
+        concrete for the coordinates, the model (``"matrix"`` or ``"cp"``), the number of
+        unknowns and the run's stop loss (``None``: none)."""
         solver = self.solver
         if solver == AUTO:
-            solver = "RKC2" if state_size >= MATRIX_FREE_FROM else "Kvaerno5"
+            if state_size >= MATRIX_FREE_FROM:
+                solver = "RKC2"
+            elif (stop_loss is not None and stop_loss >= ROSENBROCK_DOWN_TO
+                  and model_kind == "matrix" and coordinates in ROSENBROCK_COORDINATES):
+                solver = "Rodas5P"
+            else:
+                solver = "Kvaerno5"
         key = solver if solver in DEFAULT_TOLERANCES else (
             "cp" if model_kind == "cp" else coordinates)
         rtol, atol = DEFAULT_TOLERANCES.get(key, BASE_TOLERANCES)
