@@ -71,8 +71,9 @@ class SolverOptions:
     - `solver`: ``"auto"`` (for states of fewer than :data:`MATRIX_FREE_FROM` unknowns,
       e.g. every 2x2 run: the Rosenbrock method Rodas5P for runs with a stop loss of at
       least :data:`ROSENBROCK_DOWN_TO` in :data:`ROSENBROCK_COORDINATES`, the implicit
-      Kvaerno5 otherwise; the matrix-free RKC2 above), a solver of :data:`JAX_SOLVERS` (diffrax's, or flowsim's ``"RKC2"``,
-      ``"Rodas4"``, ``"Rodas5P"``) or a scipy one of :data:`SCIPY_SOLVERS`.
+      Kvaerno5 otherwise; the matrix-free RKC2 above), a solver of :data:`JAX_SOLVERS`
+      (diffrax's, or flowsim's ``"RKC2"``, ``"Rodas4"``, ``"Rodas5P"``) or a scipy one of
+      :data:`SCIPY_SOLVERS`.
     - `rtol`, `atol`: the PID step-size controller's tolerances; ``None`` takes
       :data:`DEFAULT_TOLERANCES` for the coordinates (else :data:`BASE_TOLERANCES`).
     - `newton_rtol`, `newton_atol`: tolerances of the implicit solvers' Newton iteration

@@ -1,25 +1,29 @@
-"""Rodas4: a linearly implicit (Rosenbrock) method for small stiff flows.
+"""Rosenbrock (linearly implicit) methods for small stiff flows: Rodas5P and Rodas4.
 
 An implicit Runge-Kutta method such as Kvaerno5 solves a nonlinear system at each of its
-implicit stages by Newton's method: at flowsim's sizes (a 2x2 depth-3 flow has 6-12
+implicit stages by Newton's method: at flowsim's sizes (a 2x2 depth-3 flow has 7-12
 unknowns) each Newton iteration costs a Jacobian and an LU factorization, about twelve of
 each per step. A Rosenbrock method builds the linearization into the scheme instead: one
 exact Jacobian ``J`` and one factorization of ``E = I / (h gamma) - J`` per step, then one
 linear solve per stage, no iteration and no convergence test. Its accuracy needs the exact
 Jacobian, which ``jax.linearize`` gives at the cost of ``P`` Jacobian-vector products.
 
-The scheme is Hairer & Wanner's RODAS (*Solving Ordinary Differential Equations II*,
-section IV.7, the coefficient set ``METH = 1``; the same set as their ``rodas.f``): six
-stages, order 4, an embedded order-3 solution, L-stable and stiffly accurate (the last two
-stages are the embedded and the final solution, so the error estimate is the last stage's
-increment). For an autonomous field ``F`` with ``Y_1 = y_n``:
+Both methods here are stiffly accurate and L-stable, in Hairer & Wanner's form
+(*Solving Ordinary Differential Equations II*, section IV.7). For an autonomous field
+``F`` with ``Y_1 = y_n``:
 
     E k_i = F(Y_i) + (1/h) sum_{j<i} c_ij k_j,     Y_i = y_n + sum_{j<i} a_ij k_j,
-    y_{n+1} = Y_6 + k_6,   error = k_6,
+    y_{n+1} = Y_s + k_s,   error estimate = k_s,
 
-with ``Y_6 = Y_5 + k_5``. Because the step needs only ``J``, not Newton's convergence,
-it does not stall where the rounding floor of the stage residual exceeds a Newton
-tolerance (the failure :class:`~flowsim.integration.loop.StageNewton` was written for).
+where the last stages have no row of ``a`` of their own: ``Y_i = Y_{i-1} + k_{i-1}``.
+
+- Rodas5P (Steinebach, BIT Numer. Math. 63:27, 2023): 8 stages, order 5, embedded order
+  4, the embedded method A-stable (that of the older Rodas5 is not).
+- Rodas4: Hairer & Wanner's RODAS (``rodas.f``, coefficient set ``METH = 1``): 6 stages,
+  order 4, embedded order 3.
+
+Where they win and lose against Kvaerno5 (measured): docs/numerics.md, "Small flows to
+moderate losses".
 """
 
 from __future__ import annotations
@@ -32,12 +36,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import lu_factor, lu_solve
 
+
 @dataclass(frozen=True)
 class Tableau:
-    """A stiffly accurate Rosenbrock method in Hairer & Wanner's form: ``gamma``, the rows
-    ``a_i`` of the stages that have one (stage ``i`` of ``len(a) + 1 < i <= len(c)``
-    evaluates at ``Y_{i-1} + k_{i-1}``), the rows ``c_i``, the order and the order of the
-    error estimate (``k_s``, the last increment)."""
+    """A stiffly accurate Rosenbrock method (module doc): ``gamma``; the rows ``a_i`` for
+    stages ``2 .. len(a) + 1`` (later stages evaluate at ``Y_{i-1} + k_{i-1}``); the rows
+    ``c_i`` for stages ``2 .. s``; the order; the order of the error estimate ``k_s``."""
 
     gamma: float
     a: tuple
