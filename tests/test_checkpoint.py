@@ -114,3 +114,32 @@ def test_cli_refuses_another_runs_checkpoint(tmp_path, capsys):
     assert main(["run", "--depth", "3", "--stop-loss", "1e-2", "-o", str(path),
                  "--no-progress"]) == 2
     assert "neither that run nor an extension" in capsys.readouterr().err
+
+
+def test_slow_chunks_are_shortened_and_steps_do_not_change(monkeypatch, tmp_path):
+    """A run whose chunks take longer than CHUNK_SECONDS gets shorter chunks (the progress
+    bar and the checkpoint move every few seconds however slow a step is), and takes the
+    same steps: with a pace of "1 ns per chunk" every chunk is one accepted step."""
+    from flowsim.integration import driver
+
+    model = fs.DeepMatrixFactorization((2, 2), 3)
+    params = fs.balanced_init(model, seed=1, scale=1e-3, det_sign=+1)
+    kwargs = dict(stop_loss=1e-6, solver="Kvaerno5", progress=False)
+    normal = fs.gradient_flow(fs.paper_problem(), model, params, **kwargs)
+    writes = []
+    original = driver.Solve.checkpoint_now
+
+    def counting(self, run, engine, wall):
+        writes.append(int(engine.counters(run)["steps"]))
+        return original(self, run, engine, wall)
+
+    monkeypatch.setattr(driver, "CHUNK_SECONDS", 1e-9)
+    monkeypatch.setattr(driver.Solve, "checkpoint_now", counting)
+    paced = fs.gradient_flow(fs.paper_problem(), model, params,
+                             checkpoint=tmp_path / "paced.npz", **kwargs)
+    np.testing.assert_array_equal(paced.t, normal.t)
+    np.testing.assert_array_equal(paced.states, normal.states)
+    steps = paced.stats["steps"]
+    # the first chunk takes FIRST_CHUNK steps, every later one a single step
+    assert writes[0] == driver.FIRST_CHUNK
+    assert np.all(np.diff(writes) == 1) and len(writes) >= steps - driver.FIRST_CHUNK - 1

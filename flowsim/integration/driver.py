@@ -40,6 +40,11 @@ from . import guards, loop
 from .engines import JaxEngine, ScipyEngine
 from .options import JAX_SOLVERS, SolverOptions, make_options, parse_save_at
 
+#: wall seconds a chunk aims at once its steps are slow (``Solve.pace``), and the
+#: accepted steps of a run's first chunk (before its pace is known)
+CHUNK_SECONDS = 2.0
+FIRST_CHUNK = 16
+
 #: where the stop locator's Newton iteration stops (``|log loss - log stop_loss|``)
 STOP_LOG_TOL = 1e-13
 
@@ -139,6 +144,8 @@ class Solve:
             watch_conserved=coords.watches_conserved)
         self.n_save_times = n_save_times
         self.progress, self.checkpoint = progress, checkpoint
+        #: accepted steps per chunk now (``pace``): FIRST_CHUNK until a chunk was timed
+        self.chunk_limit = min(options.chunk_steps, FIRST_CHUNK)
 
     def engine_for(self, runs):
         """The engine of this solve (made once)."""
@@ -163,7 +170,7 @@ class Solve:
             drift_tol=np.float64(o.conserved_rtol), rise_tol=np.float64(o.loss_rise_rtol),
             sign_check=np.bool_(True),
             conserved0=np.asarray(self.coords.conserved(jnp.asarray(y0))),
-            save_times=times)
+            save_times=times, chunk_limit=np.int64(self.chunk_limit))
         return Run(index, y0, member, stop_loss, t_max, config, ts=[np.zeros(1)],
                    ys=[y0[None, :]], stats={"det_crossings": [], "precision_events": []})
 
@@ -350,7 +357,10 @@ class Solve:
             while queue or running:
                 while queue and len(running) < engine.width:
                     running.append(queue.popleft())
-                outs = engine.chunk(running)
+                before = sum(engine.counters(r)["steps"] for r in running)
+                chunk_start = time.perf_counter()
+                outs = engine.chunk(self.paced(running))
+                self.pace(running, engine, before, time.perf_counter() - chunk_start)
                 still = []
                 for run, out in zip(running, outs):
                     if len(out.ts):
@@ -377,6 +387,25 @@ class Solve:
         finally:
             bar.close()
         return engine
+
+    def pace(self, runs: list[Run], engine, before: int, seconds: float) -> None:
+        """Set the next chunks' length so that one takes about :data:`CHUNK_SECONDS` at
+        the pace of the last (at most ``chunk_steps``): a run of slow steps still moves
+        its progress bar and writes its checkpoint every few seconds."""
+        done = sum(engine.counters(r)["steps"] for r in runs) - before
+        if done > 0 and seconds > 0:
+            per_step = seconds * len(runs) / done  # a chunk advances every lane alike
+            self.chunk_limit = int(min(self.options.chunk_steps,
+                                       max(1, CHUNK_SECONDS / per_step)))
+
+    def paced(self, runs: list[Run]) -> list[Run]:
+        """``runs`` with the current chunk length (lanes that join a batch included, so
+        that no lane idles through a chunk)."""
+        for run in runs:
+            if int(run.member.chunk_limit) != self.chunk_limit:
+                run.member = _replace_member(run.member,
+                                             chunk_limit=np.int64(self.chunk_limit))
+        return runs
 
     def ends_at_start(self, run: Run, engine, loss0: float, field0) -> bool:
         """End runs that need no integration: non-finite, already below stop_loss, or

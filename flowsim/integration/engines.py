@@ -60,7 +60,8 @@ def cut_member(member: loop.Member, t) -> loop.Member:
                        drift_tol=np.float64(np.inf), rise_tol=np.float64(np.inf),
                        sign_check=np.bool_(False),
                        conserved0=member.conserved0,
-                       save_times=np.full_like(np.asarray(member.save_times), np.inf))
+                       save_times=np.full_like(np.asarray(member.save_times), np.inf),
+                       chunk_limit=np.int64(np.iinfo(np.int64).max))
 
 
 #: the compiled pieces the engine calls, by name (the exported programs' file names)
@@ -249,7 +250,7 @@ class ScipyEngine:
     def _chunk_one(self, run) -> ChunkOut:
         spec, carry = self.spec, run.carry
         ts, ys, code = [], [], guards.CONTINUE
-        for _ in range(spec.chunk_steps):
+        for _ in range(max(1, min(spec.chunk_steps, int(run.member.chunk_limit)))):
             bound, nxt = self._bound(run, carry)
             if carry.solver is None:
                 carry.solver = self._make(run, carry.t, carry.y, bound)

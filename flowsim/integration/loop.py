@@ -142,6 +142,10 @@ class Member(eqx.Module):
     sign_check: jax.Array
     conserved0: jax.Array
     save_times: jax.Array
+    #: accepted steps the next chunk may take (at most ``LoopSpec.chunk_steps``): the
+    #: driver shortens chunks whose steps are slow, so the progress bar and the checkpoint
+    #: keep moving (the steps themselves do not depend on it)
+    chunk_limit: jax.Array
 
 
 class Chunk(eqx.Module):
@@ -280,8 +284,9 @@ def _attempt(spec: LoopSpec, c: Carry, member: Member) -> _Step:
 
 
 def run_chunk(spec: LoopSpec, carry: Carry, member: Member) -> Chunk:
-    """Up to ``spec.chunk_steps`` accepted steps from ``carry`` for every lane (module
-    doc): every leaf of ``carry``, ``member`` and the result has a leading lane axis.
+    """Up to ``member.chunk_limit`` (at most ``spec.chunk_steps``) accepted steps from
+    ``carry`` for every lane (module doc): every leaf of ``carry``, ``member`` and the
+    result has a leading lane axis.
 
     The loop is written over lanes (a step vmapped over them, then a per-lane select),
     not as a vmapped loop: one code path, and so the same arithmetic, for a single run (one
@@ -291,6 +296,7 @@ def run_chunk(spec: LoopSpec, carry: Carry, member: Member) -> Chunk:
     size = spec.buffer_size
     lanes, k = carry.y.shape
     max_attempts = 8 * spec.chunk_steps
+    limit = jnp.clip(member.chunk_limit, 1, spec.chunk_steps)
     attempt = jax.vmap(lambda c, m: _attempt(spec, c, m))
     rows = jnp.arange(lanes)
 
@@ -312,7 +318,7 @@ def run_chunk(spec: LoopSpec, carry: Carry, member: Member) -> Chunk:
         ys = ys.at[rows, slot].set(out.carry.y)
         accepted = accepted + take
         code = jnp.where(active, out.code, code)
-        code = jnp.where((code == CONTINUE) & (accepted >= spec.chunk_steps), -1, code)
+        code = jnp.where((code == CONTINUE) & (accepted >= limit), -1, code)
         return (pick(active, out.carry, c), pick(take, out.prev, prev), code, ts, ys,
                 saved + (active & out.store), attempts + 1, accepted)
 

@@ -78,8 +78,9 @@ class SolverOptions:
       :data:`DEFAULT_TOLERANCES` for the coordinates (else :data:`BASE_TOLERANCES`).
     - `newton_rtol`, `newton_atol`: tolerances of the implicit solvers' Newton iteration
       on the stage equations (not on the solution: tighter ones made every step fail).
-    - `chunk_steps`: accepted steps per compiled call; between chunks the progress bar
-      moves and the checkpoint is written. The steps taken do not depend on it.
+    - `chunk_steps`: most accepted steps per compiled call; between chunks the progress
+      bar moves and the checkpoint is written (a run of slow steps gets shorter chunks,
+      about 2 s each). The steps taken do not depend on it.
     - `max_steps`: accepted-step budget of a run (status ``"max_steps"``).
     - `max_abs`: end a run (status ``"norm_bound"``) once ``max|W_ij|`` reaches this
       (``inf``: no bound).
