@@ -81,16 +81,17 @@ def check_checkpoint_parts(data: dict, meta: dict, dims: dict) -> None:
                         for i in range(info["n_carry"])])
 
 
-def stored_solver(path: Path) -> str | None:
-    """The solver the run in the checkpoint at ``path`` was integrated with (``None``: no
-    readable checkpoint there). ``solver="auto"`` continues a stored run with it: the
-    automatic choice looks at the stop loss, and an extension continues the run it
-    extends, whatever the new stop loss would choose."""
-    try:
-        traj, _, _ = load(Path(path))
-    except (OSError, ValueError):  # FileFormatError included
-        return None  # resume() says what is wrong with it
-    return traj.config.get("options", {}).get("solver")
+def read(path: Path):
+    """:func:`load` of the file at ``path``, or ``None`` where there is none."""
+    return load(path) if path.exists() else None
+
+
+def stored_solver(stored) -> str | None:
+    """The solver of the run in ``stored`` (a :func:`read`; ``None``: no file).
+    ``solver="auto"`` continues a stored run with it: the automatic choice looks at the
+    stop loss, and an extension continues the run it extends, whatever the new stop loss
+    would choose."""
+    return None if stored is None else stored[0].config.get("options", {}).get("solver")
 
 
 def _comparable(config: dict) -> dict:
@@ -113,14 +114,15 @@ def _limits(config: dict) -> str:
             f", max_steps={config['options']['max_steps']}")
 
 
-def resume(path: Path, run, solve, replace_member) -> Trajectory | None:
-    """Prepare ``run`` from the checkpoint at ``path``: returns the stored Trajectory when
-    it is this very run, finished; otherwise sets ``run`` up to continue (interrupted run,
-    or an extension) and returns ``None``. No file: ``None``. Raises ``ValueError`` naming
-    the difference when the file holds another run."""
-    if not path.exists():
+def resume(path: Path, stored, run, solve, replace_member) -> Trajectory | None:
+    """Prepare ``run`` from the checkpoint at ``path`` (``stored``: its :func:`read`):
+    returns the stored Trajectory when it is this very run, finished; otherwise sets
+    ``run`` up to continue (interrupted run, or an extension) and returns ``None``. No
+    file: ``None``. Raises ``ValueError`` naming the difference when the file holds
+    another run."""
+    if stored is None:
         return None
-    traj, leaves, info = load(path)
+    traj, leaves, info = stored
     old, new = traj.config, run.config
     if _comparable(old) != _comparable(new):
         keys = sorted(k for k in set(_comparable(old)) | set(_comparable(new))

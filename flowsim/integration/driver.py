@@ -600,20 +600,20 @@ def gradient_flow(problem, model: Factorization, params, *, coordinates: str = A
 
     # solver options: per member too ("auto" looks at the stop loss), one solve per choice;
     # a checkpoint's run goes on with the solver it was started with
-    if checkpoint is not None and options.solver == AUTO:
-        stored = checkpoints.stored_solver(Path(checkpoint))
-        if stored is not None and stored != AUTO and stored in JAX_SOLVERS:
-            options = options.replace(solver=stored)
+    stored = None if checkpoint is None else checkpoints.read(Path(checkpoint))
+    if options.solver == AUTO and checkpoints.stored_solver(stored) in JAX_SOLVERS:
+        options = options.replace(solver=checkpoints.stored_solver(stored))
+    coords_by_name = {name: make_coordinates(name, model) for name in groups}
     solves: dict[tuple, list[int]] = {}
     for name, idx in groups.items():
-        state_size = len(make_coordinates(name, model).from_factors(checked[idx[0]]))
+        state_size = len(coords_by_name[name].from_factors(checked[idx[0]]))
         for i in idx:
             resolved = options.resolve(name, _model_kind(model), state_size, stops[i])
             solves.setdefault((name, resolved), []).append(i)
 
     out: list[Trajectory | None] = [None] * n
     for (name, resolved), idx in solves.items():
-        coords = make_coordinates(name, model)
+        coords = coords_by_name[name]
         if checkpoint is not None and resolved.solver not in JAX_SOLVERS:
             raise ValueError(f"checkpoint needs a diffrax solver ({list(JAX_SOLVERS)}): "
                              f"scipy's {resolved.solver} cannot save its state to resume "
@@ -638,9 +638,10 @@ def gradient_flow(problem, model: Factorization, params, *, coordinates: str = A
             runs.append(solve.make_run(i, problems[i], y0, stops[i], tm,
                                        save_times, config))
         if checkpoint is not None:
-            stored = checkpoints.resume(Path(checkpoint), runs[0], solve, _replace_member)
-            if stored is not None:
-                out[idx[0]] = stored
+            served = checkpoints.resume(Path(checkpoint), stored, runs[0], solve,
+                                        _replace_member)
+            if served is not None:
+                out[idx[0]] = served
                 continue
         wall0 = runs[0].stats.pop("wall_s", 0.0) if not batch else 0.0
         start = time.perf_counter()
