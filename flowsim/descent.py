@@ -33,12 +33,11 @@ from tqdm.auto import tqdm
 from .dynamics import Coordinates, FactorCoordinates
 from .parameterization import DeepMatrixFactorization, Factorization, Params
 from .problem import EntryCompletion, MatrixCompletion, check_problem_and_model
+from .statuses import DESCENT_STATUSES as DESCENT_STATUSES  # the statuses descend ends with
 from .trajectory import Trajectory, trajectory_from_states
 
 STEP_RULES = ("constant", "adaptive")
 DTYPES = ("float64", "float32")
-#: statuses :func:`descend` ends with
-DESCENT_STATUSES = ("stop_loss", "max_iterations", "nonfinite", "interrupted")
 
 
 @dataclass(frozen=True, eq=False)

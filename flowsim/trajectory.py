@@ -29,12 +29,7 @@ from .files import (
 from .parameterization import model_from_dict
 from .problem import EntryCompletion
 from .runtime import package_version
-
-#: statuses that mean "stopped where asked"
-SUCCESS_STATUSES = ("stop_loss", "t_max", "max_iterations")
-#: statuses of a run that ended early or could not follow the flow
-FAILURE_STATUSES = ("max_steps", "norm_bound", "nonfinite", "solver_failure", "interrupted",
-                    "precision_lost", "stationary")
+from .statuses import FAILURE_STATUSES, SUCCESS_STATUSES
 
 FORMAT_VERSION = 1
 

@@ -23,15 +23,21 @@ import jax
 import numpy as np
 
 from ..files import ArraySpec, FileFormatError, Key, check_arrays, check_keys, read_npz, write_npz
+from ..statuses import EXTENDABLE_STATUSES, PRECISION_GUARDS
 from ..trajectory import TRAJECTORY_FORMAT, Trajectory, check_trajectory_parts
 
 #: config entries a run may change when it extends a finished checkpoint
 EXTENDABLE = ("stop_loss", "t_max")
-#: statuses a finished run can be extended from
-EXTENDABLE_STATUSES = ("stop_loss", "t_max", "max_steps")
+#: precision guards newer than the checkpoint format: a file without one was written
+#: before it existed, so never switched it off, and the resumed run watches it
+NEWER_GUARDS = ("rise_tol",)
+#: the state of the precision guards (on, or switched off after a continued event)
+GUARD_KEYS = tuple(Key(g.guard, (bool,) if isinstance(g.off, bool) else (float,),
+                       required=g.guard not in NEWER_GUARDS)
+                   for g in PRECISION_GUARDS.values())
 #: the ``checkpoint`` entry of the metadata: what :func:`resume` reads
-CHECKPOINT_KEYS = (Key("n_carry", (int,)), Key("n_keep", (int,)), Key("drift_tol", (float,)),
-                   Key("sign_check", (bool,)), Key("located", (bool,), required=False),
+CHECKPOINT_KEYS = (Key("n_carry", (int,)), Key("n_keep", (int,)), *GUARD_KEYS,
+                   Key("located", (bool,), required=False),
                    Key("carry_saved", (bool,), required=False))
 
 
@@ -163,7 +169,6 @@ def resume(path: Path, stored, run, solve, replace_member) -> Trajectory | None:
     for key in ("det_crossings", "precision_events"):
         run.stats[key] = list(traj.stats.get(key, []))
     run.stats["wall_s"] = float(traj.stats.get("wall_s", 0.0))
-    run.member = replace_member(run.member, drift_tol=np.float64(info["drift_tol"]),
-                                rise_tol=np.float64(info.get("rise_tol", np.inf)),
-                                sign_check=np.bool_(info["sign_check"]))
+    run.member = replace_member(run.member, **{
+        key.name: info[key.name] for key in GUARD_KEYS if key.name in info})
     return None

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from ..dynamics import AUTO, Coordinates, choose_coordinates, is_balanced, make_coordinates
 from ..parameterization import CPFactorization, DeepMatrixFactorization, Factorization
 from ..problem import EntryCompletion, MatrixCompletion, TensorCompletion
+from ..statuses import ENDS, PRECISION_GUARDS, PRECISION_MESSAGE
 from ..trajectory import Trajectory, trajectory_from_states
 from . import checkpoint as checkpoints
 from . import guards, loop
@@ -146,6 +147,9 @@ class Solve:
         self.progress, self.checkpoint = progress, checkpoint
         #: accepted steps per chunk now (``pace``): FIRST_CHUNK until a chunk was timed
         self.chunk_limit = min(options.chunk_steps, FIRST_CHUNK)
+        #: the precision guards' verdicts, by event kind (:data:`.PRECISION_GUARDS`)
+        self.verdicts = {"det_sign": self.sign_verdict, "conserved": self.drift_verdict,
+                         "loss_rose": self.rise_verdict}
 
     def engine_for(self, runs):
         """The engine of this solve (made once)."""
@@ -227,9 +231,8 @@ class Solve:
         """Record a loss of precision; ``True`` when the run must end."""
         t, _ = engine.point(run)
         loss = run.loss
-        message = (f"precision lost at t={t:.6g} (loss {loss:.3e}, step "
-                   f"{engine.counters(run)['steps']}) in coordinates="
-                   f"{self.coords.name!r}: {detail}")
+        message = PRECISION_MESSAGE.format(t=t, loss=loss, steps=engine.counters(run)["steps"],
+                                           coordinates=self.coords.name, detail=detail)
         run.stats["precision_events"].append({"kind": kind, "t": t, "loss": loss,
                                               "message": message})
         if self.options.on_precision_loss == "stop":
@@ -237,10 +240,8 @@ class Solve:
                 "on_precision_loss='continue' to go on regardless."
             return True
         # continued on request: this guard is not watched again for this member
-        field = {"det_sign": ("sign_check", np.bool_(False)),
-                 "conserved": ("drift_tol", np.float64(np.inf)),
-                 "loss_rose": ("rise_tol", np.float64(np.inf))}[kind]
-        run.member = _replace_member(run.member, **dict([field]))
+        guard = PRECISION_GUARDS[kind]
+        run.member = _replace_member(run.member, **{guard.guard: guard.off})
         return False
 
     def sign_verdict(self, run: Run, engine) -> bool:
@@ -335,9 +336,8 @@ class Solve:
                             f"accepted step past stop_loss, t={t:.10g}, loss {run.loss:.6e}")
             return
         for run, t, y, loss in zip(runs, t_s, y_s, losses):
-            self.finish(run, engine, "stop_loss",
-                        f"loss reached stop_loss={run.stop_loss:.3e} at t={t:.10g} (located "
-                        f"by Newton on log-loss: loss {loss:.10e} there)", located=(t, y))
+            self.finish(run, engine, "stop_loss", ENDS[guards.STOP].message.format(
+                stop_loss=run.stop_loss, t=t, loss=loss), located=(t, y))
 
     # -- the loop ----------------------------------------------------------------------
     def run(self, runs: list[Run], started: bool = False):
@@ -440,35 +440,27 @@ class Solve:
         """Act on why a chunk ended; ``True`` while the run goes on. A stop-loss crossing
         returns ``False`` without a trajectory (located by the caller, batched)."""
         t, y = engine.point(run)
-        loss = run.loss
+        end = ENDS[code]
         if code == guards.CONTINUE:
             return True
-        verdict = {guards.SIGN: self.sign_verdict, guards.DRIFT: self.drift_verdict,
-                   guards.ROSE: self.rise_verdict}.get(code)
-        if verdict is not None:  # a precision guard: go on, or end "precision_lost"
-            if not verdict(run, engine):
+        if end.event is not None:  # a precision guard: go on, or end "precision_lost"
+            if not self.verdicts[end.event](run, engine):
                 return True
-            self.finish(run, engine, "precision_lost", run.failure)
+            self.finish(run, engine, end.status, run.failure)
             return False
         if code == guards.STOP:
             return False
-        if code == guards.T_MAX:
-            if t < run.t_max:  # a requested save time, not t_max itself
-                return True
-            self.finish(run, engine, "t_max", f"reached t_max={run.t_max:g} (loss {loss:.3e})")
-        elif code == guards.NORM:
-            big = float(np.max(np.abs(np.asarray(self.coords.product(jnp.asarray(y))))))
-            self.finish(run, engine, "norm_bound", f"max|W| = {big:.3e} reached max_abs="
-                        f"{self.options.max_abs:g} at t={t:.6g} (loss {loss:.3e})")
-        elif code == guards.NONFINITE:
-            self.finish(run, engine, "nonfinite", f"non-finite state at t={t:.6g}")
-        elif code == guards.MAX_STEPS:
-            self.finish(run, engine, "max_steps", f"max_steps={self.options.max_steps} "
-                        f"accepted steps reached at t={t:.6g} (loss {loss:.3e})")
-        else:  # COLLAPSE
-            why = run.failure or (f"the step size collapsed at t={t:.6g} (loss {loss:.3e}): "
-                                  f"no step accepted in {8 * self.options.chunk_steps} tries")
-            self.finish(run, engine, "solver_failure", why)
+        if code == guards.T_MAX and t < run.t_max:  # a requested save time, not t_max
+            return True
+        o = self.options
+        fields = {"t": t, "loss": run.loss, "t_max": run.t_max, "max_abs": o.max_abs,
+                  "max_steps": o.max_steps, "attempts": self.spec.max_attempts}
+        if code == guards.NORM:
+            fields["big"] = float(np.max(np.abs(np.asarray(self.coords.product(
+                jnp.asarray(y))))))
+        # a solver's own failure (scipy's message) says more than the collapse template
+        failure = run.failure if code == guards.COLLAPSE else None
+        self.finish(run, engine, end.status, failure or end.message.format(**fields))
         return False
 
     # -- progress ----------------------------------------------------------------------
@@ -507,14 +499,17 @@ def _has_det(model: Factorization) -> bool:
 
 
 def _guard_state(member: loop.Member) -> dict:
-    """The guards a member still watches (switched off after a continued event)."""
-    return {"drift_tol": float(member.drift_tol), "rise_tol": float(member.rise_tol),
-            "sign_check": bool(member.sign_check)}
+    """The precision guards a member still watches (switched off after a continued
+    event): their :class:`~flowsim.statuses.End` fields, as plain numbers."""
+    return {g.guard: type(g.off)(getattr(member, g.guard)) for g in PRECISION_GUARDS.values()}
 
 
 def _replace_member(member: loop.Member, **changes) -> loop.Member:
-    return loop.Member(**{**{k: getattr(member, k) for k in loop.Member.__annotations__},
-                          **changes})
+    """``member`` with ``changes``, each cast to the dtype of the field it replaces."""
+    fields = {k: getattr(member, k) for k in loop.Member.__annotations__}
+    for key, value in changes.items():
+        fields[key] = np.asarray(value, dtype=np.asarray(fields[key]).dtype)[()]
+    return loop.Member(**fields)
 
 
 def gradient_flow(problem, model: Factorization, params, *, coordinates: str = AUTO,

@@ -41,10 +41,15 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-CONTINUE, T_MAX, STOP, NORM, NONFINITE, SIGN, DRIFT, COLLAPSE, MAX_STEPS, ROSE = range(10)
-CODES = {CONTINUE: "continue", T_MAX: "t_max", STOP: "stop_loss", NORM: "norm_bound",
-         NONFINITE: "nonfinite", SIGN: "det_sign_changed", DRIFT: "conserved_drift",
-         COLLAPSE: "step_size_collapsed", MAX_STEPS: "max_steps", ROSE: "loss_rose"}
+from ..statuses import ENDS
+
+#: the loop's end codes, named by :data:`flowsim.statuses.ENDS` (the rows' reasons)
+CODES = {end.code: end.reason for end in ENDS}
+_CODE = {end.reason: end.code for end in ENDS}
+CONTINUE, T_MAX, STOP, NORM, NONFINITE = (_CODE[r] for r in (
+    "continue", "t_max", "stop_loss", "norm_bound", "nonfinite"))
+SIGN, DRIFT, COLLAPSE, MAX_STEPS, ROSE = (_CODE[r] for r in (
+    "det_sign_changed", "conserved_drift", "step_size_collapsed", "max_steps", "loss_rose"))
 
 #: decades by which sigma_min(W) must stand above the error level of W on both sides of
 #: a change of sign of det W for the change to count as the flow's own

@@ -48,6 +48,8 @@ from .rosenbrock import TABLEAUS, Rosenbrock
 
 #: end codes of a chunk (:data:`guards.CODES` names them)
 CONTINUE = guards.CONTINUE
+#: attempts per accepted step a chunk allows (``LoopSpec.max_attempts``)
+ATTEMPTS_PER_STEP = 8
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,12 @@ class LoopSpec:
     @property
     def buffer_size(self) -> int:
         return 1 if self.save_mode == "ends" else self.chunk_steps
+
+    @property
+    def max_attempts(self) -> int:
+        """Attempted steps a chunk may take (rejections included) before its step size is
+        said to have collapsed."""
+        return ATTEMPTS_PER_STEP * self.chunk_steps
 
     def make_solver(self):
         if self.solver == "RKC2":
@@ -295,7 +303,7 @@ def run_chunk(spec: LoopSpec, carry: Carry, member: Member) -> Chunk:
     coords = spec.coords
     size = spec.buffer_size
     lanes, k = carry.y.shape
-    max_attempts = 8 * spec.chunk_steps
+    max_attempts = spec.max_attempts
     limit = jnp.clip(member.chunk_limit, 1, spec.chunk_steps)
     attempt = jax.vmap(lambda c, m: _attempt(spec, c, m))
     rows = jnp.arange(lanes)
