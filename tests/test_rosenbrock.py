@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import flowsim as fs
-from flowsim.integration.options import ROSENBROCK_DOWN_TO
 from flowsim.integration.rosenbrock import TABLEAUS, Rosenbrock
+from flowsim.integration.solvers import ROSENBROCK_DOWN_TO
 
 S, SIGMA0, T_END = 2.0, 1e-2, 3.0  # t = 3 is past the logistic's steep rise (t ~ 1.1)
 

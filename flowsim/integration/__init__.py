@@ -1,6 +1,7 @@
 """Integration: :func:`gradient_flow` solves the flow with an adaptive (by default stiff)
 solver, for one start or many, exactly or loudly.
 
+- :mod:`.solvers`: the solver registry and the rule solver="auto" follows.
 - :mod:`.options`: :class:`SolverOptions`, every default in one place; what to save.
 - :mod:`.loop`: the compiled step loop (diffrax solver steps and PID controller), one
   chunk of accepted steps, vmapped over lanes.
@@ -12,14 +13,8 @@ solver, for one start or many, exactly or loudly.
 """
 
 from .driver import gradient_flow
-from .options import (
-    BASE_TOLERANCES,
-    DEFAULT_TOLERANCES,
-    JAX_SOLVERS,
-    SCIPY_SOLVERS,
-    SOLVERS,
-    SolverOptions,
-)
+from .options import BASE_TOLERANCES, DEFAULT_TOLERANCES, SolverOptions
+from .solvers import JAX_SOLVERS, REGISTRY, SCIPY_SOLVERS, SOLVERS
 
-__all__ = ["BASE_TOLERANCES", "DEFAULT_TOLERANCES", "JAX_SOLVERS", "SCIPY_SOLVERS", "SOLVERS",
-           "SolverOptions", "gradient_flow"]
+__all__ = ["BASE_TOLERANCES", "DEFAULT_TOLERANCES", "JAX_SOLVERS", "REGISTRY", "SCIPY_SOLVERS",
+           "SOLVERS", "SolverOptions", "gradient_flow"]

@@ -39,7 +39,8 @@ from ..trajectory import Trajectory, trajectory_from_states
 from . import checkpoint as checkpoints
 from . import guards, loop
 from .engines import JaxEngine, ScipyEngine
-from .options import JAX_SOLVERS, SolverOptions, make_options, parse_save_at
+from .options import SolverOptions, make_options, parse_save_at
+from .solvers import REGISTRY, check_resumable
 
 #: wall seconds a chunk aims at once its steps are slow (``Solve.pace``), and the
 #: accepted steps of a run's first chunk (before its pace is known)
@@ -154,7 +155,7 @@ class Solve:
     def engine_for(self, runs):
         """The engine of this solve (made once)."""
         if getattr(self, "engine", None) is None:
-            if self.options.solver in JAX_SOLVERS:
+            if REGISTRY[self.options.solver].family == "loop":
                 self.engine = JaxEngine(self.spec, 1 if len(runs) == 1 else self.options.lanes)
             else:
                 self.engine = ScipyEngine(self.spec)
@@ -596,23 +597,20 @@ def gradient_flow(problem, model: Factorization, params, *, coordinates: str = A
     # solver options: per member too ("auto" looks at the stop loss), one solve per choice;
     # a checkpoint's run goes on with the solver it was started with
     stored = None if checkpoint is None else checkpoints.read(Path(checkpoint))
-    if options.solver == AUTO and checkpoints.stored_solver(stored) in JAX_SOLVERS:
-        options = options.replace(solver=checkpoints.stored_solver(stored))
     coords_by_name = {name: make_coordinates(name, model) for name in groups}
     solves: dict[tuple, list[int]] = {}
     for name, idx in groups.items():
         state_size = len(coords_by_name[name].from_factors(checked[idx[0]]))
         for i in idx:
-            resolved = options.resolve(name, _model_kind(model), state_size, stops[i])
+            resolved = options.resolve(name, _model_kind(model), state_size, stops[i],
+                                       checkpoints.stored_solver(stored))
+            if checkpoint is not None:
+                check_resumable(resolved.solver)
             solves.setdefault((name, resolved), []).append(i)
 
     out: list[Trajectory | None] = [None] * n
     for (name, resolved), idx in solves.items():
         coords = coords_by_name[name]
-        if checkpoint is not None and resolved.solver not in JAX_SOLVERS:
-            raise ValueError(f"checkpoint needs a diffrax solver ({list(JAX_SOLVERS)}): "
-                             f"scipy's {resolved.solver} cannot save its state to resume "
-                             "exactly")
         solve = Solve(coords, resolved, save_mode, len(save_times), progress,
                       None if checkpoint is None else Path(checkpoint))
         runs = []

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import guards, loop
 from .programs import PROGRAMS
+from .solvers import REGISTRY
 
 
 @dataclass
@@ -201,7 +202,6 @@ class ScipyEngine:
     object is kept between chunks; it is created afresh after a change of chart and at
     every requested save time (scipy cannot be told to step onto a time otherwise)."""
 
-    IMPLICIT = ("Radau", "BDF", "LSODA")
     #: members advanced per call (one after the other)
     width = 1
 
@@ -214,11 +214,10 @@ class ScipyEngine:
     def _make(self, run, t, y, t_bound):
         m, tg = jnp.asarray(run.member.mask), jnp.asarray(run.member.target)
         kwargs = {"rtol": self.spec.rtol, "atol": self.spec.atol}
-        if self.spec.solver in self.IMPLICIT:
+        solver = REGISTRY[self.spec.solver]
+        if solver.implicit:
             kwargs["jac"] = lambda t_, y_: np.asarray(self._jac(jnp.asarray(y_), m, tg))
-        import scipy.integrate  # only here: 0.25 s of every start-up otherwise
-
-        cls = getattr(scipy.integrate, self.spec.solver)
+        cls = solver.build(self.spec)
         return cls(lambda t_, y_: np.asarray(self._field(jnp.asarray(y_), m, tg)), float(t),
                    np.asarray(y, dtype=np.float64), float(t_bound), **kwargs)
 

@@ -39,12 +39,10 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import optimistix as optx
 
 from ..dynamics import Coordinates
 from . import guards
-from .rkc import RKC2
-from .rosenbrock import TABLEAUS, Rosenbrock
+from .solvers import REGISTRY
 
 #: end codes of a chunk (:data:`guards.CODES` names them)
 CONTINUE = guards.CONTINUE
@@ -80,15 +78,8 @@ class LoopSpec:
         return ATTEMPTS_PER_STEP * self.chunk_steps
 
     def make_solver(self):
-        if self.solver == "RKC2":
-            return RKC2()
-        if self.solver in TABLEAUS:
-            return Rosenbrock(TABLEAUS[self.solver])
-        cls = getattr(diffrax, self.solver)
-        if issubclass(cls, diffrax.AbstractImplicitSolver):
-            # Newton, not the default VeryChord: 10-500x fewer steps measured here.
-            return cls(root_finder=StageNewton(rtol=self.newton_rtol, atol=self.newton_atol))
-        return cls()
+        """The solver object (:data:`.solvers.REGISTRY`'s builder)."""
+        return REGISTRY[self.solver].build(self)
 
     def make_controller(self):
         return diffrax.PIDController(rtol=self.rtol, atol=self.atol)
@@ -96,26 +87,6 @@ class LoopSpec:
     def term(self):
         coords = self.coords
         return diffrax.ODETerm(lambda t, y, args: coords.vector_field(y, *args))
-
-
-class StageNewton(optx.Newton):
-    """Newton's method on an implicit solver's stage equations, converged when its update
-    is small against ``atol + rtol |stage|`` (the standard test of stiff solvers).
-
-    ``optimistix.Newton`` also requires the residual to fall below ``atol`` in absolute
-    terms. Deep in Theorem 1's regime that cannot happen: the residual of a stage is the
-    step times the vector field, whose rounding floor is ``h * lambda_fast * eps * |y|``
-    (measured at depth 4, loss 1.3e-11: ``lambda_fast = 8.7e7``, an angle near ``pi``, so
-    ``6e-8 h``, against ``atol = 1e-8`` and steps of ``1e9``). Every Newton solve then
-    "failed", every step was rejected, and the step size collapsed (depth 4, three seeds
-    in four; depth 3 at rtol 1e-10). The update-size test converges at every step size
-    there (``h`` from ``1e2`` to ``1e11``)."""
-
-    def terminate(self, fn, y, args, options, state, tags):
-        del fn, y, args, options, tags
-        failed = state.result != optx.RESULTS.successful
-        result = optx.RESULTS.where(failed, state.result, optx.RESULTS.successful)
-        return failed | (state.diffsize < 1), result
 
 
 class Carry(eqx.Module):
@@ -266,7 +237,7 @@ def _attempt(spec: LoopSpec, c: Carry, member: Member) -> _Step:
     args = (member.mask, member.target)
     target, next_save = _target_time(c, member)
     tnext = c.tnext
-    if hasattr(solver, "step_limit"):  # an explicit method's stability limit
+    if REGISTRY[spec.solver].step_limit:  # an explicit method's stability limit
         tnext = jnp.minimum(tnext, c.t + solver.step_limit(c.solver_state))
     tn = _clip(tnext, target)
     y1, y_error, _, ss1, _ = solver.step(term, c.t, tn, c.y, args, c.solver_state, False)

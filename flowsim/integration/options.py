@@ -14,50 +14,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..dynamics import AUTO
 from ..problem import check_integer, check_real
+from .solvers import REGISTRY, auto_solver, check_name
 
-#: state size (unknowns) from which ``solver="auto"`` takes the matrix-free RKC2 instead of
-#: Kvaerno5 (whose dense Newton costs O(P^3) per step: 57 s for a 10x10 depth-3 run that
-#: RKC2 does in 0.1 s, measured)
-MATRIX_FREE_FROM = 64
-
-#: smallest stop loss for which ``solver="auto"`` takes the Rosenbrock method Rodas5P for a
-#: small state instead of Kvaerno5. Rodas5P needs one Jacobian and one LU factorization per
-#: step where Kvaerno5's Newton needs about twelve, but more steps, and many more deep in
-#: Theorem 1's regime (the stiff modes' rate changes along a step, which a linearly
-#: implicit method sees only through the start's Jacobian). Measured (depths 2-4, balanced
-#: 1e-3): 256-member batches to loss 1e-4 / 1e-6 / 1e-8 run 2.0-2.8x / 2.0-2.3x / 1.4x
-#: faster; single runs to 1e-6 0.73-1.15x and to 1e-8 0.57-0.94x as fast, to 1e-10
-#: 0.40-0.69x (docs/numerics.md). A run with no stop loss, or one below this, takes
-#: Kvaerno5.
-ROSENBROCK_DOWN_TO = 1e-6
-#: coordinates of deep matrix factorizations that ``"auto"`` may give Rodas5P: not
-#: "product", whose field (fractional powers of ``W W^T``) is not smooth where ``W`` is
-#: near singular, as at a small start: there a step linearized at its start point crossed
-#: ``det W = 0`` at loss 0.44 (depth 2, balanced 1e-3) where Kvaerno5 keeps the sign to
-#: loss 5e-4, the limit float64 sets in those coordinates
-ROSENBROCK_COORDINATES = ("svd", "factors")
-
-#: solvers flowsim runs in its compiled loop: diffrax's (implicit ones get a Newton root
-#: finder) and its own RKC2 and Rosenbrock methods
-JAX_SOLVERS = ("Kvaerno5", "Kvaerno4", "Kvaerno3", "Tsit5", "Dopri5", "Dopri8", "RKC2", "Rodas4",
-               "Rodas5P")
-#: scipy ``OdeSolver`` classes, the independent cross-check
-SCIPY_SOLVERS = ("Radau", "BDF", "LSODA", "DOP853", "RK45")
-SOLVERS = JAX_SOLVERS + SCIPY_SOLVERS
-AUTO = "auto"
-
-#: controller tolerances ``(rtol, atol)`` when none are given: by solver (``"RKC2"``), else
-#: by coordinates name (and ``"cp"`` for CP tensor models); everything else takes
-#: :data:`BASE_TOLERANCES`. RKC2: second order, used at large sizes; at 100x100, depth 3,
-#: loss 1e-6 it ends within 6e-6 (relative, in W) of a flow at rtol 1e-9, and an ``atol``
-#: of 1e-12 instead of 1e-9 doubled its steps (tiny entries drive the step control).
-#: svd: measured on Theorem 1's regime (loss <= 1e-10), 800-900 steps at depths 2-3
-#: against 1500-7400 at the base tolerances; late in the run the stiffness ratio there
-#: exceeds 1e20. cp: the explicit solver's stability limit, not its accuracy, sets the
-#: step on the stiff stretch, and 1e-8 keeps the error on unobserved entries < 1e-6.
-DEFAULT_TOLERANCES = {"svd": (1e-8, 1e-12), "cp": (1e-8, 1e-12), "RKC2": (1e-6, 1e-9)}
+#: controller tolerances ``(rtol, atol)`` when none are given and the solver has none of
+#: its own (:attr:`.solvers.Solver.tolerances`): by coordinates name (``"cp"`` for CP
+#: tensor models); everything else takes :data:`BASE_TOLERANCES`. svd: Theorem 1's
+#: regime takes about half the steps at these; cp: the explicit solver's stability limit,
+#: not its accuracy, sets the step on the stiff stretch (docs/numerics.md)
+COORDINATE_TOLERANCES = {"svd": (1e-8, 1e-12), "cp": (1e-8, 1e-12)}
 BASE_TOLERANCES = (1e-10, 1e-14)
+#: every default ``(rtol, atol)``: by coordinates, and by solver where it has its own
+DEFAULT_TOLERANCES = {**COORDINATE_TOLERANCES, **{
+    name: s.tolerances for name, s in REGISTRY.items() if s.tolerances is not None}}
 
 PRECISION_POLICIES = ("stop", "continue")
 
@@ -68,12 +38,14 @@ class SolverOptions:
 
     **Arguments:**
 
-    - `solver`: ``"auto"`` (for states of fewer than :data:`MATRIX_FREE_FROM` unknowns,
-      e.g. every 2x2 run: the Rosenbrock method Rodas5P for runs with a stop loss of at
-      least :data:`ROSENBROCK_DOWN_TO` in :data:`ROSENBROCK_COORDINATES`, the implicit
-      Kvaerno5 otherwise; the matrix-free RKC2 above), a solver of :data:`JAX_SOLVERS`
-      (diffrax's, or flowsim's ``"RKC2"``, ``"Rodas4"``, ``"Rodas5P"``) or a scipy one of
-      :data:`SCIPY_SOLVERS`.
+    - `solver`: ``"auto"`` (:func:`.solvers.auto_solver`: for states of fewer than
+      :data:`.solvers.MATRIX_FREE_FROM` unknowns, e.g. every 2x2 run, the Rosenbrock
+      method Rodas5P for runs with a stop loss of at least
+      :data:`.solvers.ROSENBROCK_DOWN_TO` in :data:`.solvers.ROSENBROCK_COORDINATES`, the
+      implicit Kvaerno5 otherwise; the matrix-free RKC2 above), or a name of
+      :data:`.solvers.REGISTRY`: one of :data:`.solvers.JAX_SOLVERS` (diffrax's, or
+      flowsim's ``"RKC2"``, ``"Rodas4"``, ``"Rodas5P"``) or a scipy one of
+      :data:`.solvers.SCIPY_SOLVERS`.
     - `rtol`, `atol`: the PID step-size controller's tolerances; ``None`` takes
       :data:`DEFAULT_TOLERANCES` for the coordinates (else :data:`BASE_TOLERANCES`).
     - `newton_rtol`, `newton_atol`: tolerances of the implicit solvers' Newton iteration
@@ -109,9 +81,7 @@ class SolverOptions:
     lanes: int = 256
 
     def __post_init__(self):
-        if self.solver != AUTO and self.solver not in SOLVERS:
-            raise ValueError(f"solver must be 'auto' or one of {list(SOLVERS)}, "
-                             f"got {self.solver!r}")
+        check_name(self.solver)
         for name in ("rtol", "atol", "newton_rtol", "newton_atol", "conserved_rtol",
                      "loss_rise_rtol", "max_abs"):
             value = getattr(self, name)
@@ -150,22 +120,19 @@ class SolverOptions:
         return dataclasses.asdict(self)
 
     def resolve(self, coordinates: str, model_kind: str, state_size: int,
-                stop_loss: float | None = None) -> SolverOptions:
+                stop_loss: float | None = None, stored_solver: str | None = None
+                ) -> SolverOptions:
         """These options with ``solver``, ``rtol``, ``atol`` and ``conserved_rtol`` made
         concrete for the coordinates, the model (``"matrix"`` or ``"cp"``), the number of
-        unknowns and the run's stop loss (``None``: none)."""
+        unknowns and the run's stop loss (``None``: none); ``stored_solver``: the solver
+        of the checkpoint the run continues (``"auto"`` keeps it,
+        :func:`.solvers.auto_solver`)."""
         solver = self.solver
         if solver == AUTO:
-            if state_size >= MATRIX_FREE_FROM:
-                solver = "RKC2"
-            elif (stop_loss is not None and stop_loss >= ROSENBROCK_DOWN_TO
-                  and model_kind == "matrix" and coordinates in ROSENBROCK_COORDINATES):
-                solver = "Rodas5P"
-            else:
-                solver = "Kvaerno5"
-        key = solver if solver in DEFAULT_TOLERANCES else (
-            "cp" if model_kind == "cp" else coordinates)
-        rtol, atol = DEFAULT_TOLERANCES.get(key, BASE_TOLERANCES)
+            solver = auto_solver(coordinates, model_kind, state_size, stop_loss,
+                                 stored_solver)
+        rtol, atol = REGISTRY[solver].tolerances or COORDINATE_TOLERANCES.get(
+            "cp" if model_kind == "cp" else coordinates, BASE_TOLERANCES)
         rtol = rtol if self.rtol is None else self.rtol
         conserved = max(1e-6, 1e3 * rtol) if self.conserved_rtol is None \
             else self.conserved_rtol
