@@ -1,15 +1,24 @@
 """Integration: :func:`gradient_flow` solves the flow with an adaptive (by default stiff)
-solver, for one start or many, exactly or loudly.
+solver, for one start or many, exactly or loudly. Modules, lowest first:
 
-- :mod:`.solvers`: the solver registry and the rule solver="auto" follows.
+- :mod:`.rkc`, :mod:`.rosenbrock`: flowsim's own solvers (RKC2, matrix-free; Rodas4 and
+  Rodas5P, linearly implicit).
+- :mod:`.solvers`: the solver registry (family, implicit, resumable, default tolerances,
+  builder) and the rule ``solver="auto"`` follows.
 - :mod:`.options`: :class:`SolverOptions`, every default in one place; what to save.
-- :mod:`.loop`: the compiled step loop (diffrax solver steps and PID controller), one
-  chunk of accepted steps, vmapped over lanes.
 - :mod:`.guards`: end conditions and the precision guards (sign of det, conserved
-  quantities).
+  quantities, the loss never rising); their codes are :data:`flowsim.statuses.ENDS`.
+- :mod:`.loop`: the compiled step loop (the solver's steps and PID controller), one chunk
+  of accepted steps, vmapped over lanes.
+- :mod:`.runs`: a member's run and the loop's view of it (:class:`.loop.Member`).
+- :mod:`.programs`: the loop's pieces exported once, loaded by later processes.
 - :mod:`.engines`: what advances members by a chunk (the compiled loop; scipy).
+- :mod:`.verdicts`: what an end code means (the precision verdicts), statuses and messages.
+- :mod:`.locate`: the exact stop point at a stop loss.
 - :mod:`.checkpoint`: files that resume bit for bit.
-- :mod:`.driver`: the one chunk loop, the exact stop point, :func:`gradient_flow`.
+- :mod:`.plan`: a call's inputs checked and its members grouped into solves.
+- :mod:`.progress`: the progress bar.
+- :mod:`.driver`: the one chunk loop (:class:`.driver.Solve`), :func:`gradient_flow`.
 """
 
 from .driver import gradient_flow

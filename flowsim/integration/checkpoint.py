@@ -8,10 +8,10 @@ points were the solver's own steps. Since the carry is all a continuous solve ho
 between two steps, a run resumed from it takes exactly the steps the uninterrupted run
 takes and ends bit for bit where it ends.
 
-:func:`resume` decides what a checkpoint can serve: the same run (returned as stored when
+:func:`served` decides what a checkpoint can serve: the same run (returned as stored when
 finished, continued when interrupted) or, for a finished run, an extension of it (lower
-``stop_loss``, later ``t_max``, larger ``max_steps``). Anything else is refused: a
-checkpoint never answers for another run.
+``stop_loss``, later ``t_max``, larger ``max_steps``), which :func:`restore` sets up.
+Anything else is refused: a checkpoint never answers for another run.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 from ..files import ArraySpec, FileFormatError, Key, check_arrays, check_keys, read_npz, write_npz
 from ..statuses import EXTENDABLE_STATUSES, PRECISION_GUARDS
 from ..trajectory import TRAJECTORY_FORMAT, Trajectory, check_trajectory_parts
+from .runs import Run, replace_member
 
 #: config entries a run may change when it extends a finished checkpoint
 EXTENDABLE = ("stop_loss", "t_max")
@@ -35,7 +36,7 @@ NEWER_GUARDS = ("rise_tol",)
 GUARD_KEYS = tuple(Key(g.guard, (bool,) if isinstance(g.off, bool) else (float,),
                        required=g.guard not in NEWER_GUARDS)
                    for g in PRECISION_GUARDS.values())
-#: the ``checkpoint`` entry of the metadata: what :func:`resume` reads
+#: the ``checkpoint`` entry of the metadata: what :func:`restore` reads
 CHECKPOINT_KEYS = (Key("n_carry", (int,)), Key("n_keep", (int,)), *GUARD_KEYS,
                    Key("located", (bool,), required=False),
                    Key("carry_saved", (bool,), required=False))
@@ -120,16 +121,14 @@ def _limits(config: dict) -> str:
             f", max_steps={config['options']['max_steps']}")
 
 
-def resume(path: Path, stored, run, solve, replace_member) -> Trajectory | None:
-    """Prepare ``run`` from the checkpoint at ``path`` (``stored``: its :func:`read`):
-    returns the stored Trajectory when it is this very run, finished; otherwise sets
-    ``run`` up to continue (interrupted run, or an extension) and returns ``None``. No
-    file: ``None``. Raises ``ValueError`` naming the difference when the file holds
-    another run."""
-    if stored is None:
-        return None
+def served(path: Path, stored, config: dict) -> Trajectory | None:
+    """What the checkpoint at ``path`` (``stored``: its :func:`read`, not ``None``) serves
+    the run of ``config``: the stored Trajectory when it is this very run, finished;
+    ``None`` when the run is to continue from it (:func:`restore`: an interrupted run, or
+    an extension). Raises ``ValueError`` naming the difference when the file holds
+    another run, or one that cannot be continued."""
     traj, leaves, info = stored
-    old, new = traj.config, run.config
+    old, new = traj.config, config
     if _comparable(old) != _comparable(new):
         keys = sorted(k for k in set(_comparable(old)) | set(_comparable(new))
                       if _comparable(old).get(k) != _comparable(new).get(k))
@@ -150,8 +149,14 @@ def resume(path: Path, stored, run, solve, replace_member) -> Trajectory | None:
                          f"({_limits(new)}) is neither that run nor an extension of it "
                          "(lower stop_loss, later t_max, more max_steps); use another "
                          "checkpoint path")
-    engine = solve.engine_for([run])
-    engine.start([run])
+    return None
+
+
+def restore(path: Path, stored, run: Run) -> None:
+    """Set ``run`` up to continue from the checkpoint (``stored``: its :func:`read`,
+    which :func:`served` let continue): its carry (``run.carry``, from the run's engine
+    start, is the template the stored leaves fill), saved points, stats and guards."""
+    traj, leaves, info = stored
     template, treedef = jax.tree.flatten(run.carry)
     if len(template) != len(leaves) or any(
             np.shape(a) != np.shape(b) for a, b in zip(template, leaves)):
@@ -171,4 +176,3 @@ def resume(path: Path, stored, run, solve, replace_member) -> Trajectory | None:
     run.stats["wall_s"] = float(traj.stats.get("wall_s", 0.0))
     run.member = replace_member(run.member, **{
         key.name: info[key.name] for key in GUARD_KEYS if key.name in info})
-    return None

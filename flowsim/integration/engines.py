@@ -23,6 +23,7 @@ import numpy as np
 
 from . import guards, loop
 from .programs import PROGRAMS
+from .runs import cut_member
 from .solvers import REGISTRY
 
 
@@ -51,18 +52,6 @@ def initial_step(y, f) -> np.float64:
     with np.errstate(over="ignore", invalid="ignore"):  # a non-finite start ends anyway
         scale = max(float(np.linalg.norm(y)), 1e-8)
         return np.float64(min(1e-2 * scale / max(float(np.linalg.norm(f)), 1e-300), 1.0))
-
-
-def cut_member(member: loop.Member, t) -> loop.Member:
-    """``member`` integrated to exactly ``t`` and nothing else: no stop, no watch."""
-    return loop.Member(mask=member.mask, target=member.target, t1=np.float64(t),
-                       stop=np.float64(-1.0), max_abs=np.float64(np.inf),
-                       max_steps=np.int64(np.iinfo(np.int64).max),
-                       drift_tol=np.float64(np.inf), rise_tol=np.float64(np.inf),
-                       sign_check=np.bool_(False),
-                       conserved0=member.conserved0,
-                       save_times=np.full_like(np.asarray(member.save_times), np.inf),
-                       chunk_limit=np.int64(np.iinfo(np.int64).max))
 
 
 #: the compiled pieces the engine calls, by name (the exported programs' file names)
