@@ -7,28 +7,26 @@ import math
 
 import numpy as np
 
-from .. import initialization, metrics
-from .. import problem as problems
+from .. import metrics
 from ..dynamics import AUTO, COORDINATES
+from ..experiments import named
 from ..files import check_output
 from ..integration import SOLVERS, SolverOptions, gradient_flow
 from ..parameterization import DeepMatrixFactorization
 
-PROBLEMS = ("paper", "perturbed", "padded")
-INITS = ("balanced", "gaussian", "identity")
-
 
 def _det_sign(text: str) -> int | None:
-    table = {"+1": 1, "1": 1, "+": 1, "pos": 1, "-1": -1, "-": -1, "neg": -1, "none": None}
-    if text.lower() not in table:
-        raise argparse.ArgumentTypeError(f"det sign must be +1, -1 or none, got {text!r}")
-    return table[text.lower()]
+    try:
+        return named.det_sign(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"det sign must be +1, -1 or none, got {text!r}"
+                                         ) from None
 
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="integrate gradient flow once and print a summary",
                        description=__doc__)
-    p.add_argument("--problem", choices=PROBLEMS, default="paper",
+    p.add_argument("--problem", choices=tuple(named.PROBLEMS), default="paper",
                    help="paper: Eq. (6); perturbed: Theorem 2 with --b; padded: App. E with --dims")
     p.add_argument("--b", type=float, nargs=3, metavar=("B12", "B21", "B22"),
                    default=(-2, 0.5, 0.1),
@@ -36,7 +34,7 @@ def register(sub) -> None:
     p.add_argument("--dims", type=int, nargs=2, metavar=("D", "D2"), default=(3, 3),
                    help="shape for --problem padded")
     p.add_argument("--depth", type=int, default=3)
-    p.add_argument("--init", choices=INITS, default="balanced")
+    p.add_argument("--init", choices=tuple(named.INITS), default="balanced")
     p.add_argument("--scale", type=float, default=1e-3,
                    help="product scale (balanced, identity) or per-entry std (gaussian)")
     p.add_argument("--seed", type=int, default=0)
@@ -59,29 +57,15 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def make_problem(args):
-    if args.problem == "paper":
-        return problems.paper_problem()
-    if args.problem == "perturbed":
-        return problems.perturbed_problem(*args.b)
-    return problems.padded_problem(*args.dims)
-
-
 def make_params(args, model):
     det_sign = args.det_sign if model.shape[0] == model.shape[1] else None
-    if args.init == "balanced":
-        return initialization.balanced_init(model, seed=args.seed, scale=args.scale,
-                                            det_sign=det_sign)
-    if args.init == "gaussian":
-        return initialization.gaussian_init(model, seed=args.seed, std=args.scale,
-                                            det_sign=det_sign)
-    return initialization.identity_init(model, scale=args.scale, det_sign=det_sign)
+    return named.make_init(args.init, model, args.seed, args.scale, det_sign)
 
 
 def run(args) -> int:
     if args.output:
         check_output(args.output, "--output")
-    problem = make_problem(args)
+    problem = named.make_problem(args.problem, args.b, args.dims)
     model = DeepMatrixFactorization(problem.shape, args.depth)
     params = make_params(args, model)
     options = SolverOptions(solver=args.solver, rtol=args.rtol, atol=args.atol,

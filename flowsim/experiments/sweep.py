@@ -20,8 +20,6 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import initialization
-from .. import problem as problems
 from ..dynamics import AUTO, COORDINATES, make_coordinates
 from ..files import (
     ArraySpec,
@@ -38,6 +36,7 @@ from ..integration import SolverOptions, gradient_flow
 from ..parameterization import DeepMatrixFactorization
 from ..problem import MatrixCompletion, check_distinct, check_integer, check_real
 from ..trajectory import FAILURE_STATUSES, SUCCESS_STATUSES, versions
+from . import named
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -61,18 +60,10 @@ GRID_OPTIONS = {
 SWEEP_SETTINGS = {
     "problem": "paper", "d": 3, "d2": 3, "repetitions": 1, "seed": 0, "batch_size": 256,
 }
-PROBLEMS = ("paper", "perturbed", "padded")
-INITS = ("balanced", "gaussian", "identity")
+PROBLEMS = tuple(named.PROBLEMS)
+INITS = tuple(named.INITS)
 #: options that share one compiled solve when equal (tasks are batched within a group)
 _COMPILE_KEY = ("depth", "coordinates", "solver", "rtol", "atol")
-_DET_SIGNS = {"none": None, "+1": 1, "1": 1, "-1": -1, 1: 1, -1: -1}
-
-
-def _det_sign(value) -> int | None:
-    key = value.lower() if isinstance(value, str) else value
-    if not isinstance(key, (str, int)) or isinstance(key, bool) or key not in _DET_SIGNS:
-        raise ValueError(f"det_sign must be 'none', '+1' or '-1', got {value!r}")
-    return _DET_SIGNS[key]
 
 
 @dataclass(frozen=True)
@@ -143,7 +134,7 @@ class SweepConfig:
     @staticmethod
     def _check_option(key, value):
         if key == "det_sign":
-            sign = _det_sign(value)
+            sign = named.det_sign(value)
             return "none" if sign is None else f"{sign:+d}"
         if key == "init":
             if value not in INITS:
@@ -227,12 +218,9 @@ class SweepConfig:
                 for s in range(0, len(ids), size)]
 
     def problem(self, task: dict) -> MatrixCompletion:
-        kind = self.settings["problem"]
-        if kind == "paper":
-            return problems.paper_problem()
-        if kind == "perturbed":
-            return problems.perturbed_problem(task["b12"], task["b21"], task["b22"])
-        return problems.padded_problem(self.settings["d"], self.settings["d2"])
+        return named.make_problem(self.settings["problem"],
+                                  (task["b12"], task["b21"], task["b22"]),
+                                  (self.settings["d"], self.settings["d2"]))
 
     def shape(self) -> tuple[int, int]:
         return self.problem(self.task(0)).shape
@@ -257,12 +245,8 @@ class SweepConfig:
 
 
 def _initial_factors(model, task):
-    det_sign = _det_sign(task["det_sign"])
-    if task["init"] == "balanced":
-        return initialization.balanced_init(model, task["seed"], task["scale"], det_sign)
-    if task["init"] == "gaussian":
-        return initialization.gaussian_init(model, task["seed"], task["scale"], det_sign)
-    return initialization.identity_init(model, task["scale"], det_sign)
+    return named.make_init(task["init"], model, task["seed"], task["scale"],
+                           named.det_sign(task["det_sign"]))
 
 
 #: per-run result columns written by :func:`run_batch`
