@@ -23,6 +23,7 @@ import numpy as np
 
 from .descent import gradient_descent
 from .integration import gradient_flow
+from .integration.options import check_times
 from .metrics import unobserved_entries
 from .parameterization import DeepMatrixFactorization, Params
 from .problem import MatrixCompletion
@@ -37,10 +38,7 @@ def flow_at_times(problem: MatrixCompletion, model: DeepMatrixFactorization, par
     per time reached, status ``"t_max"`` when all were reached (else the run's failure,
     the points before it kept). `flow_kwargs` go to :func:`flowsim.gradient_flow`; the
     coordinates must carry the factors (``"factors"``, the default here)."""
-    times = np.asarray(times, dtype=np.float64)
-    if times.ndim != 1 or times.size == 0 or not np.all(np.isfinite(times)) \
-            or times.min() <= 0 or np.any(np.diff(times) <= 0):
-        raise ValueError("times must be a non-empty 1-d array of increasing finite times > 0")
+    times = check_times(times, "times")
     if "t_max" in flow_kwargs or "stop_loss" in flow_kwargs or "save_at" in flow_kwargs:
         raise ValueError("flow_at_times sets t_max and save_at itself and takes no stop_loss")
     flow_kwargs.setdefault("progress", False)

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from .dynamics import Coordinates, FactorCoordinates
 from .parameterization import DeepMatrixFactorization, Factorization, Params
-from .problem import EntryCompletion, MatrixCompletion, check_problem_and_model
+from .problem import EntryCompletion, MatrixCompletion, check_problem_and_model, check_real
 from .statuses import DESCENT_STATUSES as DESCENT_STATUSES  # the statuses descend ends with
 from .trajectory import Trajectory, trajectory_from_states
 
@@ -79,12 +79,10 @@ def _check_dtype(dtype) -> jnp.dtype:
 
 
 def _check_positive_finite(name: str, value) -> float:
+    # a TypeError for what is not a number at all (a string lr is a caller's type error)
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return value
+    return check_real(name, value, minimum=0.0, strict=True)
 
 
 def _validate(lr, step_rule, beta, eps, stop_loss, max_iterations, saves_per_decade):
@@ -102,8 +100,7 @@ def _validate(lr, step_rule, beta, eps, stop_loss, max_iterations, saves_per_dec
     if isinstance(max_iterations, bool) or int(max_iterations) != max_iterations \
             or max_iterations < 0:
         raise ValueError(f"max_iterations must be an integer >= 0, got {max_iterations!r}")
-    if not (saves_per_decade > 0 and math.isfinite(saves_per_decade)):
-        raise ValueError(f"saves_per_decade must be a finite number > 0, got {saves_per_decade!r}")
+    check_real("saves_per_decade", saves_per_decade, minimum=0.0, strict=True)
     return lr, beta, eps, stop_loss, int(max_iterations)
 
 

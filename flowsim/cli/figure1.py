@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from ..files import check_output
-from ..problem import check_distinct
+from ..problem import check_distinct, check_integer, check_real
 
 
 def register(sub) -> None:
@@ -29,12 +28,11 @@ def run(args) -> int:
     from ..experiments.figure1 import plot_figure1, save_summary, simulate_figure1, summary
     from ..plots import save_figure
 
-    if not (args.stop_loss > 0 and math.isfinite(args.stop_loss)):
-        raise ValueError(f"--stop-loss must be a finite number > 0, got {args.stop_loss}")
+    check_real("--stop-loss", args.stop_loss, minimum=0.0, strict=True)
+    # a float option (so that 5e6 parses), whose value must be a whole number
     if not (args.max_iterations >= 1 and float(args.max_iterations).is_integer()):
         raise ValueError(f"--max-iterations must be an integer >= 1, got {args.max_iterations}")
-    if args.seed < 0:
-        raise ValueError(f"--seed must be an integer >= 0, got {args.seed}")
+    check_integer("--seed", args.seed, minimum=0)
     check_distinct("--depths", args.depths)
     check_output(args.out, "--out", directory=True)
     results = simulate_figure1(args.depths, progress=not args.no_progress, seed=args.seed,

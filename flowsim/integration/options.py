@@ -177,8 +177,15 @@ def parse_save_at(save_at) -> tuple[str, np.ndarray]:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"save_at must be one of {SAVE_MODES} or an increasing sequence "
                          f"of times > 0, got {save_at!r}") from exc
+    return "times", check_times(times, "save_at times")
+
+
+def check_times(times, name: str) -> np.ndarray:
+    """``times`` as a float64 array if it is a non-empty, strictly increasing 1-d sequence
+    of finite times > 0; else ``ValueError`` naming ``name``."""
+    times = np.asarray(times, dtype=np.float64)
     if times.ndim != 1 or times.size == 0 or not np.all(np.isfinite(times)) \
             or times.min() <= 0 or np.any(np.diff(times) <= 0):
-        raise ValueError("save_at times must be a non-empty, strictly increasing 1-d "
-                         "sequence of finite times > 0")
-    return "times", times
+        raise ValueError(f"{name} must be a non-empty, strictly increasing 1-d sequence of "
+                         "finite times > 0")
+    return times
