@@ -39,6 +39,8 @@ def register(sub) -> None:
                    help="product scale (balanced, identity) or per-entry std (gaussian)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--det-sign", type=_det_sign, default=1, help="+1, -1 or none")
+    # a summary run, unlike the API (no stop loss unless asked): deep enough into Theorem 1's
+    # regime for |W11| sqrt(2 loss) to be near 1, a few seconds at the default depth
     p.add_argument("--stop-loss", type=float, default=1e-8)
     p.add_argument("--t-max", type=float, default=math.inf)
     p.add_argument("--coordinates", choices=[AUTO, *sorted(COORDINATES)], default=AUTO,

@@ -48,7 +48,9 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 #: options a sweep may vary (each a value or a list of values: a grid axis), and defaults
 #: (``solver``, ``rtol``, ``atol``: those of :class:`~flowsim.SolverOptions`, where
-#: ``None`` takes the coordinates' default tolerances)
+#: ``None`` takes the coordinates' default tolerances). ``stop_loss`` 1e-6, not ``flowsim
+#: run``'s 1e-8: a sweep's statistics (Proposition 3's sign, Theorem 1's ratio to 1e-6)
+#: need many runs, and ``solver="auto"`` batches these with Rodas5P down to 1e-6
 GRID_OPTIONS = {
     "depth": 3, "init": "balanced", "scale": 1e-3, "det_sign": "none",
     "b12": -2.0, "b21": 0.5, "b22": 0.1, "coordinates": "auto",

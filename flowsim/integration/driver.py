@@ -241,7 +241,8 @@ def gradient_flow(problem, model: Factorization, params, *, coordinates: str = A
       model and each start, :func:`flowsim.dynamics.choose_coordinates`; the choice and
       its reason are in ``traj.config``), or ``"factors"``, ``"product"``, ``"svd"``.
     - `stop_loss`: end where the loss first reaches this value (located exactly); for a
-      batch one value or one per member.
+      batch one value or one per member. Default ``None``: no stop loss (as ``solve_ivp``
+      has only its ``t_bound``); ``flowsim run`` and sweeps set their own (1e-8, 1e-6).
     - `t_max`: end at this flow time (one value or one per member).
     - `save_at`: ``"steps"`` (every accepted step, default), ``"ends"`` (initial and final
       point only) or an increasing sequence of times the solver steps onto (no

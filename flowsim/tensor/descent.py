@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
-from ..descent import FactorLoss, descend_trajectory
+from ..descent import FactorLoss, descend_trajectory, descent_config
 from ..dynamics import FactorCoordinates
 from ..parameterization import CPFactorization, Factors
 from ..problem import TensorCompletion, check_problem_and_model
@@ -68,11 +68,10 @@ def cp_gradient_descent(problem: TensorCompletion, model: CPFactorization, param
     params = model.check_params(params)
     coords = FactorCoordinates(model)
     y0 = coords.from_factors(params)
-    config = {"kind": "cp_gradient_descent", "problem": problem.to_dict(),
-              "model": model.to_dict(), "coordinates": coords.name, "lr": float(lr),
-              "step_rule": step_rule, "beta": float(beta), "eps": float(eps),
-              "dtype": np.dtype(dtype).name, "stop_mse": stop_mse,
-              "max_iterations": int(max_iterations), "initial_state": y0.tolist()}
+    config = descent_config("cp_gradient_descent", problem, model, coords, y0, lr=lr,
+                            step_rule=step_rule, beta=beta, eps=eps,
+                            dtype=np.dtype(dtype).name, limit=("stop_mse", stop_mse),
+                            max_iterations=max_iterations)
     # descend on the MSE = (2 / n) l; t is then rescaled to the time of the flow of l
     return descend_trajectory(coords, problem, params, config=config,
                               loss_fn=MeanSquaredError(model),
