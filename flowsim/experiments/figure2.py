@@ -13,38 +13,16 @@ stopped (finished runs are never recomputed). The figure shows, per ``(n, std)``
 median over trials with 25-75 % bars.
 
 Stopping. The reference stops when the training MSE is below 1e-6 at 3 checks in a row,
-100 iterations apart; its adaptive step keeps shrinking the loss meanwhile, so it
-actually ends far deeper (measured: MSE 1e-10 to 1e-16). Stopped *exactly* at MSE
-1e-6 no method can show the figure's errors: the observed residual alone is
-``sqrt(n * 1e-6)`` (1.4e-2 at n = 200). The grid therefore stops at ``stop_mse = 1e-10``
-by default (flowsim loss ``stop_mse * n / 2``); ``stop_mse = 1e-6`` is one option away.
+and its adaptive step ends far deeper meanwhile. Stopped *exactly* at MSE 1e-6 no method
+can show the figure's errors: the observed residual alone is ``sqrt(n * 1e-6)`` (1.4e-2
+at n = 200). The grid therefore stops at ``stop_mse = 1e-10`` by default (flowsim loss
+``stop_mse * n / 2``); ``stop_mse = 1e-6`` is one option away.
 
-Cost (measured on this shared 2-core machine). Order 3: from init 1e-2 the flow crosses
-a stiff stretch (the 63 unneeded components decay slowly while the fitted one limits an
-explicit step to ~2.5; explicit Tsit5 took 1-31k steps per run). ``solver="auto"`` takes
-the matrix-free RKC2 there: 350-670 steps per run, all 100 tf runs of 5 trials in 5 s of
-flows against 7 s for the reference's NumPy descent on the same runs in the same process
-(``bench/bench_tensor.py --trials 5 --no-ranks``: ratio 0.69; with one trial 0.82), every
-run at ``stop_mse``. The stiff run n = 200, init 1e-2: RKC2 460 steps in 0.2 s, Tsit5
-30,228 steps in 4.6 s, the same error against the truth; scipy BDF / LSODA with the dense
-jax Jacobian 44 / 34 s, Kvaerno5 with a matrix-free Newton-GMRES 18 s. The grid's time is
-now the rank estimates' (~2 min; ALS on one BLAS thread, :mod:`.rank`).
-
-Order 4 (8x8x8x8, R = 512, 16384 unknowns): a flow step costs ~5-15 ms; from n >= 1000
-every run ends in ~80-140 steps (3-6 s). At n = 500 four of the ten runs stop at
-``max_steps`` (10000 steps, 2-3 min each): one at MSE 2e-10 (error 3e-3), three at
-relative error 14-18 (MSE 1e-9 to 1e-4: a large-norm tensor still fitting the
-observations). n = 100 is left out of the default grid: from init 1e-3 neither method ends
-in minutes. The reference's adaptive descent spends its whole budget (1,000,000
-iterations, 208 s) to reach t = 2.9e6 at MSE 3.4e-5; the flow (RKC2, ~280 gradient
-evaluations a step on this stiff stretch) reaches t = 2.6e6 at MSE 3.1e-5 in 241 s and
-3,328 steps: the same point, 1.3x the descent's time per unit of flow time, both at
-relative error 25 (a large-norm tensor still fitting its 100 observations). The
-memorizer's rank at rtol 1e-2 needs fits of hundreds of components (> 10 min per
-tensor), so order 4 is run with ``rank_rtol=None`` (the reference's criterion only: 10-45 s
-per memorizer) -- ``flowsim figure2 --order 4
---rank-rtol none --n 500 1000 2000 3000 4095 --max-steps 10000``: 55 runs, 17.9 min
-beside the order-3 grid (857 s of flows, 217 s of rank estimates).
+Cost: ``solver="auto"`` takes the matrix-free RKC2 through the stiff stretch of order 3
+from init 1e-2, where explicit steps are limited by stability; the flows of the order-3
+grid then cost about what the reference's descent does, and the grid's time is the rank
+estimates'. Measurements, order 4 and its command: docs/numerics.md, "Figure 2: what the
+grid costs".
 """
 
 from __future__ import annotations
@@ -191,12 +169,9 @@ def solve_one(config: Figure2Config, data: CompletionDataset, key: tuple
     (``status``, ``steps``, ``solve_s``, ...).
 
     The flow is :func:`flowsim.gradient_flow` with ``save_at="ends"``: the same solve,
-    end conditions and exact stop point as any run, without keeping every accepted step.
-    The stiff runs (init 1e-2) take 15-30k explicit steps; storing and post-processing all
-    of them made a run 2.2x slower (measured: 19.7 s vs 8.8 s for n = 200, init 1e-2,
-    trial 0). One run at a time, because under ``vmap`` the lanes cost their sum on this
-    CPU but wait for the slowest member (measured: 4 lanes took 49.9 s for 4 runs of
-    79.5k steps in all, which one lane does at ~0.3 ms/step, ~23 s).
+    end conditions and exact stop point as any run, without keeping every accepted step
+    (the stiff runs take 15-30k of them); one run at a time, because vmapped lanes wait
+    for the slowest member (docs/numerics.md, "Figure 2: what the grid costs").
     """
     kind, n, std, trial = key
     problem = data.problem(n)

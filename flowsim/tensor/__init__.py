@@ -11,6 +11,7 @@ adaptive step, on :func:`flowsim.descend`) -> :class:`flowsim.Trajectory` -> *me
 
 from ..initialization import cp_gaussian_init
 from ..parameterization import CPFactorization, cp_product, max_cp_rank
+from .descent import cp_gradient_descent
 from .rank import CPFit, cp_fit, cp_rank, reference_atol
 from .truth import (
     CompletionDataset,
@@ -22,6 +23,6 @@ from .truth import (
 
 __all__ = [
     "CPFactorization", "CPFit", "CompletionDataset", "cp_dataset", "cp_fit",
-    "cp_gaussian_init", "cp_product", "cp_rank", "linear_baseline", "max_cp_rank",
-    "observation_order", "random_cp_tensor", "reference_atol",
+    "cp_gaussian_init", "cp_gradient_descent", "cp_product", "cp_rank", "linear_baseline",
+    "max_cp_rank", "observation_order", "random_cp_tensor", "reference_atol",
 ]
