@@ -2,7 +2,7 @@
 
 Inside the compiled loop (:mod:`.loop`), after every accepted step, :func:`step_code`
 returns why the run must pause or end there (one of :data:`CODES`). The host side
-(:mod:`.driver`) then decides, and for the two precision guards explains:
+(:mod:`.verdicts`) then decides, and for the precision guards explains:
 
 - **sign of det W.** Along gradient flow from a balanced start ``det W`` never changes
   sign (Lemma 5; docs/derivations.md D1); from an unbalanced start it may cross zero, and does
