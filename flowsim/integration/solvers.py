@@ -62,13 +62,9 @@ class StageNewton(optx.Newton):
     is small against ``atol + rtol |stage|`` (the standard test of stiff solvers).
 
     ``optimistix.Newton`` also requires the residual to fall below ``atol`` in absolute
-    terms. Deep in Theorem 1's regime that cannot happen: the residual of a stage is the
-    step times the vector field, whose rounding floor is ``h * lambda_fast * eps * |y|``
-    (measured at depth 4, loss 1.3e-11: ``lambda_fast = 8.7e7``, an angle near ``pi``, so
-    ``6e-8 h``, against ``atol = 1e-8`` and steps of ``1e9``). Every Newton solve then
-    "failed", every step was rejected, and the step size collapsed (depth 4, three seeds
-    in four; depth 3 at rtol 1e-10). The update-size test converges at every step size
-    there (``h`` from ``1e2`` to ``1e11``)."""
+    terms, which deep in Theorem 1's regime the residual's rounding floor (the step times
+    the vector field) forbids: every step was rejected and the step size collapsed
+    (docs/numerics.md, "The flows are stiff")."""
 
     def terminate(self, fn, y, args, options, state, tags):
         del fn, y, args, options, tags
@@ -79,8 +75,8 @@ class StageNewton(optx.Newton):
 
 def diffrax_solver(name: str, implicit: bool) -> Callable:
     """The builder of diffrax's solver ``name``; an implicit one gets
-    :class:`StageNewton` (Newton, not the default VeryChord: 10-500x fewer steps
-    measured here)."""
+    :class:`StageNewton` (Newton, not the default VeryChord, which rejected most steps
+    here: docs/numerics.md)."""
     def build(spec):
         cls = getattr(diffrax, name)
         if implicit:
