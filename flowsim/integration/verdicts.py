@@ -97,15 +97,19 @@ def drift_verdict(coords, options, run: Run, engine) -> bool:
     return precision_event(coords, options, run, engine, "conserved", detail)
 
 
+#: what a rise of the loss over an accepted step means
+RISE_DETAIL = ("the loss rose from {before:.6e} to {after:.6e} between t={t_a:.6g} and "
+               "t={t_b:.6g} (loss_rise_rtol={tol:g}); gradient flow never raises the loss, "
+               "so the integration no longer follows it here (the residuals are at the "
+               "precision of W's entries in these coordinates, or the step error exceeds "
+               "them; tighter rtol/atol may help)")
+
+
 def rise_verdict(coords, options, run: Run, engine) -> bool:
     t_a, _ = engine.prev_point(run)
     t_b, _ = engine.point(run)
-    detail = (f"the loss rose from {run.prev_loss:.6e} to {run.loss:.6e} between "
-              f"t={t_a:.6g} and t={t_b:.6g} (loss_rise_rtol="
-              f"{options.loss_rise_rtol:g}); gradient flow never raises the loss, "
-              f"so the integration no longer follows it here (the residuals are at the "
-              f"precision of W's entries in these coordinates, or the step error "
-              f"exceeds them; tighter rtol/atol may help)")
+    detail = RISE_DETAIL.format(before=run.prev_loss, after=run.loss, t_a=t_a, t_b=t_b,
+                                tol=options.loss_rise_rtol)
     return precision_event(coords, options, run, engine, "loss_rose", detail)
 
 
