@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from tqdm.auto import tqdm
 
 from ..dynamics import AUTO, Coordinates, choose_coordinates, is_balanced, make_coordinates
 from ..parameterization import CPFactorization, DeepMatrixFactorization, Factorization
-from ..problem import EntryCompletion, MatrixCompletion, TensorCompletion
+from ..problem import EntryCompletion, MatrixCompletion, TensorCompletion, det_sign_decides
 from ..trajectory import Trajectory, trajectory_from_states
 from . import checkpoint as checkpoints
 from . import guards, loop
@@ -172,7 +173,8 @@ class Solve:
             conserved0=np.asarray(self.coords.conserved(jnp.asarray(y0))),
             save_times=times, chunk_limit=np.int64(self.chunk_limit))
         return Run(index, y0, member, stop_loss, t_max, config, ts=[np.zeros(1)],
-                   ys=[y0[None, :]], stats={"det_crossings": [], "precision_events": []})
+                   ys=[y0[None, :]], stats={"det_crossings": [], "precision_events": [],
+                                                "sign_events": []})
 
     # -- finishing -------------------------------------------------------------------
     def finish(self, run: Run, engine, status: str, message: str, located=None):
@@ -190,6 +192,7 @@ class Solve:
             n_keep = len(raw_t)
         stats = {**(engine.counters(run) if run.carry is not None else
                     {"steps": 0, "rejected": 0}), **run.stats}
+        message += sign_events_note(run.stats.get("sign_events", []))
         run.trajectory = self._trajectory(run, t, states, status, message, stats)
         run.resume = {"n_keep": n_keep, "carry_saved": carry_saved,
                       "located": located is not None, **_guard_state(run.member)}
@@ -253,6 +256,13 @@ class Solve:
         sign_b = engine.sign(run)
         if min(res_a, res_b) >= guards.RESOLVED_DECADES:
             run.stats["det_crossings"].append(t_b)
+            return False
+        if self.options.det_sign_guard == "record":
+            # rounding-level: the nearest W of the other sign is sigma_min away
+            w = np.asarray(self.coords.product(jnp.asarray(y_b)), dtype=np.float64)
+            size = float(self.coords.sigma_min(y_b)) / max(float(np.linalg.norm(w)), 1e-300)
+            run.stats["sign_events"].append({"t": t_b, "loss": run.loss,
+                                             "relative_size": size})
             return False
         balanced = bool(run.config.get("balanced_start"))
         detail = (f"the sign of det W changed from {-sign_b:+.0f} to {sign_b:+.0f} between "
@@ -502,6 +512,21 @@ class Solve:
             bar.update(0)
 
 
+def sign_events_note(events: list) -> str:
+    """What a run's recorded sign changes of det W (``det_sign_guard="record"``) add to
+    its message, with a warning: empty where there were none."""
+    if not events:
+        return ""
+    largest = max(e["relative_size"] for e in events)
+    note = (f"; the sign of det W changed {len(events)} time(s) where rounding could change "
+            f"it (recorded in stats['sign_events']): sigma_min(W) was at most "
+            f"{largest:.1e} of ||W||_F there, so W is that close (relative, Frobenius) to "
+            f"a matrix of either sign, and the run went on (det_sign_guard='strict' ends "
+            f"it instead)")
+    warnings.warn("flowsim: " + note[2:], stacklevel=4)
+    return note
+
+
 def _has_det(model: Factorization) -> bool:
     return len(model.shape) == 2 and model.shape[0] == model.shape[1]
 
@@ -608,7 +633,8 @@ def gradient_flow(problem, model: Factorization, params, *, coordinates: str = A
     for name, idx in groups.items():
         state_size = len(coords_by_name[name].from_factors(checked[idx[0]]))
         for i in idx:
-            resolved = options.resolve(name, _model_kind(model), state_size, stops[i])
+            resolved = options.resolve(name, _model_kind(model), state_size, stops[i],
+                                       det_sign_decides(problems[i]))
             solves.setdefault((name, resolved), []).append(i)
 
     out: list[Trajectory | None] = [None] * n

@@ -44,6 +44,8 @@ import optimistix as optx
 from ..dynamics import Coordinates
 from . import guards
 from .rkc import RKC2
+from .rock4 import ROCK4
+from .switching import Dopri8ROCK4
 from .rosenbrock import TABLEAUS, Rosenbrock
 
 #: end codes of a chunk (:data:`guards.CODES` names them)
@@ -74,6 +76,10 @@ class LoopSpec:
     def make_solver(self):
         if self.solver == "RKC2":
             return RKC2()
+        if self.solver == "ROCK4":
+            return ROCK4()
+        if self.solver == "Dopri8ROCK4":
+            return Dopri8ROCK4()
         if self.solver in TABLEAUS:
             return Rosenbrock(TABLEAUS[self.solver])
         cls = getattr(diffrax, self.solver)
@@ -263,8 +269,11 @@ def _attempt(spec: LoopSpec, c: Carry, member: Member) -> _Step:
     tn = _clip(tnext, target)
     y1, y_error, _, ss1, _ = solver.step(term, c.t, tn, c.y, args, c.solver_state, False)
     y_error = jnp.where(jnp.isnan(y_error), jnp.inf, y_error)
+    # a solver that changes method along the run says the order of its estimate
+    order = (solver.current_error_order(c.solver_state)
+             if hasattr(solver, "current_error_order") else solver.error_order(term))
     keep, _, tprop, _, cs1, _ = controller.adapt_step_size(
-        c.t, tn, c.y, y1, args, y_error, solver.error_order(term), c.controller_state)
+        c.t, tn, c.y, y1, args, y_error, order, c.controller_state)
     keep = keep & (tn > c.t)
     y1, ss1 = _carry_rechart(coords, y1, ss1)
     sign1 = coords.watch_sign(y1) if spec.watch_sign else c.sign

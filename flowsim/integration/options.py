@@ -40,7 +40,8 @@ ROSENBROCK_COORDINATES = ("svd", "factors")
 
 #: solvers flowsim runs in its compiled loop: diffrax's (implicit ones get a Newton root
 #: finder) and its own RKC2 and Rosenbrock methods
-JAX_SOLVERS = ("Kvaerno5", "Kvaerno4", "Kvaerno3", "Tsit5", "Dopri5", "Dopri8", "RKC2", "Rodas4",
+JAX_SOLVERS = ("Kvaerno5", "Kvaerno4", "Kvaerno3", "Tsit5", "Dopri5", "Dopri8", "RKC2", "ROCK4",
+               "Dopri8ROCK4", "Rodas4",
                "Rodas5P")
 #: scipy ``OdeSolver`` classes, the independent cross-check
 SCIPY_SOLVERS = ("Radau", "BDF", "LSODA", "DOP853", "RK45")
@@ -60,6 +61,8 @@ DEFAULT_TOLERANCES = {"svd": (1e-8, 1e-12), "cp": (1e-8, 1e-12), "RKC2": (1e-6, 
 BASE_TOLERANCES = (1e-10, 1e-14)
 
 PRECISION_POLICIES = ("stop", "continue")
+#: what an unresolved change of the sign of det W is (``SolverOptions.det_sign_guard``)
+DET_SIGN_POLICIES = ("auto", "strict", "record")
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,14 @@ class SolverOptions:
       flow never raises it) before a run ends with status ``"precision_lost"``.
     - `on_precision_loss`: ``"stop"`` (default) ends a run whose precision is lost;
       ``"continue"`` records the event in ``traj.stats["precision_events"]`` and goes on.
+    - `det_sign_guard`: what a change of the sign of ``det W`` that rounding could have
+      made is. ``"strict"``: a loss of precision (``on_precision_loss`` decides);
+      ``"record"``: recorded in ``traj.stats["sign_events"]`` with the relative size of
+      the singular value that changed sign (the perturbation of ``W`` the change implies),
+      reported in the message and as a warning, and the run goes on; ``"auto"``
+      (default): ``"strict"`` where the sign decides the answer
+      (:func:`flowsim.problem.det_sign_decides`: the 2x2 problems and their d x d'
+      extension, Theorem 1's regime), ``"record"`` on every other problem.
     - `lanes`: how many members of a batch are integrated at once (the vmapped width).
     """
 
@@ -106,6 +117,7 @@ class SolverOptions:
     conserved_rtol: float | None = None
     loss_rise_rtol: float = 1e-6
     on_precision_loss: str = "stop"
+    det_sign_guard: str = "auto"
     lanes: int = 256
 
     def __post_init__(self):
@@ -125,6 +137,9 @@ class SolverOptions:
                 raise ValueError(f"{name} must be < 1 (a relative tolerance), got {value!r}")
         for name in ("chunk_steps", "max_steps", "lanes"):
             object.__setattr__(self, name, check_integer(name, getattr(self, name), 1))
+        if self.det_sign_guard not in DET_SIGN_POLICIES:
+            raise ValueError(f"det_sign_guard must be one of {DET_SIGN_POLICIES}, "
+                             f"got {self.det_sign_guard!r}")
         if self.on_precision_loss not in PRECISION_POLICIES:
             raise ValueError(f"on_precision_loss must be one of {PRECISION_POLICIES}, "
                              f"got {self.on_precision_loss!r}")
@@ -150,10 +165,12 @@ class SolverOptions:
         return dataclasses.asdict(self)
 
     def resolve(self, coordinates: str, model_kind: str, state_size: int,
-                stop_loss: float | None = None) -> SolverOptions:
-        """These options with ``solver``, ``rtol``, ``atol`` and ``conserved_rtol`` made
-        concrete for the coordinates, the model (``"matrix"`` or ``"cp"``), the number of
-        unknowns and the run's stop loss (``None``: none)."""
+                stop_loss: float | None = None,
+                det_sign_decides: bool = True) -> SolverOptions:
+        """These options with ``solver``, ``rtol``, ``atol``, ``conserved_rtol`` and
+        ``det_sign_guard`` made concrete for the coordinates, the model (``"matrix"`` or
+        ``"cp"``), the number of unknowns, the run's stop loss (``None``: none) and
+        whether the sign of det W decides the problem's answer."""
         solver = self.solver
         if solver == AUTO:
             if state_size >= MATRIX_FREE_FROM:
@@ -169,7 +186,10 @@ class SolverOptions:
         rtol = rtol if self.rtol is None else self.rtol
         conserved = max(1e-6, 1e3 * rtol) if self.conserved_rtol is None \
             else self.conserved_rtol
-        return dataclasses.replace(self, solver=solver, rtol=rtol,
+        guard = self.det_sign_guard
+        if guard == "auto":
+            guard = "strict" if det_sign_decides else "record"
+        return dataclasses.replace(self, solver=solver, rtol=rtol, det_sign_guard=guard,
                                    atol=atol if self.atol is None else self.atol,
                                    conserved_rtol=conserved)
 
