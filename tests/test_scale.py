@@ -95,3 +95,48 @@ def test_low_rank_completion_protocol():
         fs.low_rank_completion((5, 5), 6, 10)
     with pytest.raises(ValueError, match="n_observed"):
         fs.low_rank_completion((5, 5), 2, 26)
+
+
+def factor_field(mask, target, shapes):
+    """The gradient flow of ``1/2 |mask (W3 W2 W1 - B)|^2`` on the factors, written here
+    (six matrix products per evaluation), for scipy."""
+    sizes = [a * b for a, b in shapes]
+
+    def rhs(t, y):
+        w1, w2, w3 = (y[sum(sizes[:k]):sum(sizes[:k + 1])].reshape(shapes[k])
+                      for k in range(3))
+        a = w2 @ w1
+        r = mask * (w3 @ a - target)
+        b = w3.T @ r
+        return -np.concatenate([(w2.T @ b).ravel(), (b @ w1.T).ravel(), (r @ a.T).ravel()])
+
+    return rhs
+
+
+def test_protocol_default_call_along_the_path():
+    """Arora et al.'s protocol (100x100, rank 5, 2,000 observed, depth 3, balanced 1e-3):
+    the default call is within PATH_TOL of scipy's DOP853 at rtol 1e-12 on the factor ODE
+    at every saved time, through the escape and on to loss 1e-6."""
+    problem, _ = fs.low_rank_completion((100, 100), 5, 2000, seed=0)
+    model = fs.DeepMatrixFactorization((100, 100), 3)
+    params = fs.balanced_init(model, seed=0, scale=1e-3)
+    times = [0.25, 0.5, 1.0, 2.0, 5.0, 30.0, 100.0]
+    traj = fs.gradient_flow(problem, model, params, save_at=times, stop_loss=1e-6,
+                            t_max=1e4, progress=False)
+    assert traj.status == "stop_loss", traj.message
+    assert traj.config["options"]["solver"] == "Dopri8ROCK4"
+    np.testing.assert_array_equal(traj.t[1:-1], times)
+    rhs = factor_field(np.asarray(problem.mask), np.asarray(problem.target),
+                       [w.shape for w in params])
+    y0 = np.concatenate([np.asarray(w).ravel() for w in params])
+    ref = scipy.integrate.solve_ivp(rhs, (0, traj.t[-1]), y0, method="DOP853", rtol=1e-12,
+                                    atol=1e-14, t_eval=traj.t[1:])
+    assert ref.status == 0
+    shapes = [w.shape for w in params]
+    for k, y in enumerate(ref.y.T):
+        w1, w2, w3 = (y[sum(a * b for a, b in shapes[:i]):
+                        sum(a * b for a, b in shapes[:i + 1])].reshape(shapes[i])
+                      for i in range(3))
+        exact = w3 @ w2 @ w1
+        error = np.linalg.norm(traj.product[k + 1] - exact) / np.linalg.norm(exact)
+        assert error <= PATH_TOL, (traj.t[k + 1], error)

@@ -57,7 +57,8 @@ AUTO = "auto"
 #: against 1500-7400 at the base tolerances; late in the run the stiffness ratio there
 #: exceeds 1e20. cp: the explicit solver's stability limit, not its accuracy, sets the
 #: step on the stiff stretch, and 1e-8 keeps the error on unobserved entries < 1e-6.
-DEFAULT_TOLERANCES = {"svd": (1e-8, 1e-12), "cp": (1e-8, 1e-12), "RKC2": (1e-6, 1e-9)}
+DEFAULT_TOLERANCES = {"svd": (1e-8, 1e-12), "cp": (1e-8, 1e-12), "RKC2": (1e-6, 1e-9),
+                      "Dopri8ROCK4": (1e-8, 1e-11)}
 BASE_TOLERANCES = (1e-10, 1e-14)
 
 PRECISION_POLICIES = ("stop", "continue")
@@ -174,7 +175,7 @@ class SolverOptions:
         solver = self.solver
         if solver == AUTO:
             if state_size >= MATRIX_FREE_FROM:
-                solver = "RKC2"
+                solver = "Dopri8ROCK4"
             elif (stop_loss is not None and stop_loss >= ROSENBROCK_DOWN_TO
                   and model_kind == "matrix" and coordinates in ROSENBROCK_COORDINATES):
                 solver = "Rodas5P"
