@@ -58,7 +58,8 @@ def test_closed_form_with_defaults(shape, depth):
     np.testing.assert_array_equal(traj.t, [0.0, *times])
     ref = diagonal_reference(depth, s, times)
     frac = ref[0] / s
-    assert np.mean((frac > 0.1) & (frac < 0.9)) > 0.2  # the first time is mid-transition
+    # the first time is mid-transition: entries in their steep growth, some not yet begun
+    assert np.sum((frac > 0.1) & (frac < 0.9)) >= 3 and frac.min() < 0.1
     for k in range(len(times)):
         w = traj.product[k + 1]
         exact = np.zeros(shape)
