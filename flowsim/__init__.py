@@ -15,6 +15,7 @@ from .runtime import configure
 configure()
 
 from ._version import __version__  # noqa: E402
+from .accuracy import AccuracyReport, check_accuracy  # noqa: E402
 from .compare import (  # noqa: E402
     compare_at_loss,
     compare_at_times,
@@ -67,11 +68,13 @@ from .tensor.descent import cp_gradient_descent  # noqa: E402
 from .trajectory import FAILURE_STATUSES, SUCCESS_STATUSES, Trajectory  # noqa: E402
 
 __all__ = [
-    "COORDINATES", "CPFactorization", "DeepMatrixFactorization", "FAILURE_STATUSES",
+    "AccuracyReport", "COORDINATES", "CPFactorization", "DeepMatrixFactorization",
+    "FAILURE_STATUSES",
     "Factorization", "FileFormatError", "MatrixCompletion", "SOLVERS", "SUCCESS_STATUSES",
     "SolverOptions",
     "TensorCompletion", "Trajectory", "__version__", "balanced_init", "balancedness_defect",
-    "choose_coordinates", "compare_at_loss", "compare_at_times", "convergence_order",
+    "check_accuracy", "choose_coordinates", "compare_at_loss", "compare_at_times",
+    "convergence_order",
     "cp_dataset", "cp_gaussian_init", "cp_gradient_descent", "cp_rank", "descend",
     "descent_vs_flow", "det", "distance_to_rank", "distance_to_rank_from_log_singular_values",
     "effective_rank", "effective_rank_minus_one", "factors_from_product",

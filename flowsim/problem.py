@@ -249,6 +249,21 @@ def padded_problem(d: int, d2: int) -> MatrixCompletion:
     return MatrixCompletion((d, d2), indices, [target[i, j] for i, j in indices])
 
 
+def det_sign_decides(problem: EntryCompletion) -> bool:
+    """Whether the sign of ``det W`` decides where the flow goes on this problem, so that
+    a change of that sign by rounding changes the answer: Theorem 1's regime, the 2x2
+    problems (Eq. 6 and its perturbations) and the d x d' extension of Appendix E (every
+    entry observed but (1, 1), 1-based). On other problems (a general completion, say a
+    100x100 one) ``det W`` is a product of many singular values, some of them far below
+    the scale of ``W`` from a random start, and its sign is not what is asked about."""
+    if len(problem.shape) != 2:
+        return False
+    if tuple(problem.shape) == (2, 2):
+        return True
+    mask = np.asarray(problem.mask, dtype=bool)
+    return (not mask[0, 0]) and int(mask.sum()) == mask.size - 1
+
+
 def low_rank_completion(shape, rank: int, n_observed: int, seed: int = 0
                         ) -> tuple[MatrixCompletion, np.ndarray]:
     """The matrix completion protocol of the deep matrix factorization literature (Arora,

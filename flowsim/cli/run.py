@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from .. import metrics
+from ..accuracy import check_accuracy
 from ..dynamics import AUTO, COORDINATES
 from ..experiments import named
 from ..files import check_output
@@ -54,6 +55,9 @@ def register(sub) -> None:
     p.add_argument("--max-steps", type=int, default=SolverOptions.max_steps)
     p.add_argument("--continue-on-precision-loss", action="store_true",
                    help="go on where precision is lost (recorded), instead of ending the run")
+    p.add_argument("--check-accuracy", action="store_true",
+                   help="then solve the run again at tolerances 100x tighter and print the "
+                        "relative difference in W at every saved point (flowsim.check_accuracy)")
     p.add_argument("--output", "-o", help="save the trajectory here (.npz); resumes if it exists")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     p.set_defaults(func=run)
@@ -95,6 +99,8 @@ def run(args) -> int:
               f"distance to rank {min(problem.shape) - 1}: "
               f"{metrics.distance_to_rank(w, min(problem.shape) - 1):.3e}, "
               f"nuclear norm {metrics.schatten_norm(w, 1):.6g}")
+    if args.check_accuracy and len(traj) > 1:
+        print(check_accuracy(traj))
     if args.output:
         print(f"saved {args.output}")
     return 0 if traj.success else 1

@@ -171,7 +171,7 @@ def restore(path: Path, stored, run: Run) -> None:
         t = np.append(t, float(run.carry.t))
         states = np.concatenate([states, np.asarray(run.carry.y)[None, :]])
     run.ts, run.ys = [t], [states]
-    for key in ("det_crossings", "precision_events"):
+    for key in ("det_crossings", "precision_events", "sign_events"):
         run.stats[key] = list(traj.stats.get(key, []))
     run.stats["wall_s"] = float(traj.stats.get("wall_s", 0.0))
     run.member = replace_member(run.member, **{

@@ -90,6 +90,7 @@ class Solve:
             n_keep = len(raw_t)
         stats = {**(engine.counters(run) if run.carry is not None else
                     {"steps": 0, "rejected": 0}), **run.stats}
+        message += verdicts.sign_events_note(run.stats.get("sign_events", []))
         run.trajectory = self._trajectory(run, t, states, status, message, stats)
         run.resume = {"n_keep": n_keep, "carry_saved": carry_saved,
                       "located": located is not None, **guard_state(run.member)}

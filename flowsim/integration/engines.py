@@ -150,6 +150,10 @@ class JaxEngine:
         if work.any():
             out.update(vector_field_evaluations=int(work[0]),
                        jacobian_vector_products=int(work[1]))
+        switched = getattr(run.carry.solver_state, "switched_at", None)
+        if switched is not None:  # Dopri8ROCK4: when it went over to ROCK4 (None: never)
+            t = float(switched)
+            out["stabilized_from_t"] = t if np.isfinite(t) else None
         return out
 
     @staticmethod

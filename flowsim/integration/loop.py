@@ -242,8 +242,11 @@ def _attempt(spec: LoopSpec, c: Carry, member: Member) -> _Step:
     tn = _clip(tnext, target)
     y1, y_error, _, ss1, _ = solver.step(term, c.t, tn, c.y, args, c.solver_state, False)
     y_error = jnp.where(jnp.isnan(y_error), jnp.inf, y_error)
+    # a solver that changes method along the run says the order of its estimate
+    order = (solver.current_error_order(c.solver_state)
+             if hasattr(solver, "current_error_order") else solver.error_order(term))
     keep, _, tprop, _, cs1, _ = controller.adapt_step_size(
-        c.t, tn, c.y, y1, args, y_error, solver.error_order(term), c.controller_state)
+        c.t, tn, c.y, y1, args, y_error, order, c.controller_state)
     keep = keep & (tn > c.t)
     y1, ss1 = _carry_rechart(coords, y1, ss1)
     sign1 = coords.watch_sign(y1) if spec.watch_sign else c.sign

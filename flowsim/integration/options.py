@@ -30,6 +30,8 @@ DEFAULT_TOLERANCES = {**COORDINATE_TOLERANCES, **{
     name: s.tolerances for name, s in REGISTRY.items() if s.tolerances is not None}}
 
 PRECISION_POLICIES = ("stop", "continue")
+#: what an unresolved change of the sign of det W is (``SolverOptions.det_sign_guard``)
+DET_SIGN_POLICIES = ("auto", "strict", "record")
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,11 @@ class SolverOptions:
       :data:`.solvers.MATRIX_FREE_FROM` unknowns, e.g. every 2x2 run, the Rosenbrock
       method Rodas5P for runs with a stop loss of at least
       :data:`.solvers.ROSENBROCK_DOWN_TO` in :data:`.solvers.ROSENBROCK_COORDINATES`, the
-      implicit Kvaerno5 otherwise; the matrix-free RKC2 above), or a name of
+      implicit Kvaerno5 otherwise; above, the matrix-free ``"Dopri8ROCK4"``: Dopri8 while
+      the flow is not stiff, ROCK4 once it is), or a name of
       :data:`.solvers.REGISTRY`: one of :data:`.solvers.JAX_SOLVERS` (diffrax's, or
-      flowsim's ``"RKC2"``, ``"Rodas4"``, ``"Rodas5P"``) or a scipy one of
+      flowsim's ``"RKC2"``, ``"ROCK4"``, ``"Dopri8ROCK4"``, ``"Rodas4"``, ``"Rodas5P"``)
+      or a scipy one of
       :data:`.solvers.SCIPY_SOLVERS`.
     - `rtol`, `atol`: the PID step-size controller's tolerances; ``None`` takes
       :data:`DEFAULT_TOLERANCES` for the coordinates (else :data:`BASE_TOLERANCES`).
@@ -64,6 +68,14 @@ class SolverOptions:
       flow never raises it) before a run ends with status ``"precision_lost"``.
     - `on_precision_loss`: ``"stop"`` (default) ends a run whose precision is lost;
       ``"continue"`` records the event in ``traj.stats["precision_events"]`` and goes on.
+    - `det_sign_guard`: what a change of the sign of ``det W`` that rounding could have
+      made is. ``"strict"``: a loss of precision (``on_precision_loss`` decides);
+      ``"record"``: recorded in ``traj.stats["sign_events"]`` with the relative size of
+      the singular value that changed sign (the perturbation of ``W`` the change implies),
+      reported in the message and as a warning, and the run goes on; ``"auto"``
+      (default): ``"strict"`` where the sign decides the answer
+      (:func:`flowsim.problem.det_sign_decides`: the 2x2 problems and their d x d'
+      extension, Theorem 1's regime), ``"record"`` on every other problem.
     - `lanes`: how many members of a batch are integrated at once (the vmapped width).
     """
 
@@ -78,6 +90,7 @@ class SolverOptions:
     conserved_rtol: float | None = None
     loss_rise_rtol: float = 1e-6
     on_precision_loss: str = "stop"
+    det_sign_guard: str = "auto"
     lanes: int = 256
 
     def __post_init__(self):
@@ -95,6 +108,9 @@ class SolverOptions:
                 raise ValueError(f"{name} must be < 1 (a relative tolerance), got {value!r}")
         for name in ("chunk_steps", "max_steps", "lanes"):
             object.__setattr__(self, name, check_integer(name, getattr(self, name), 1))
+        if self.det_sign_guard not in DET_SIGN_POLICIES:
+            raise ValueError(f"det_sign_guard must be one of {DET_SIGN_POLICIES}, "
+                             f"got {self.det_sign_guard!r}")
         if self.on_precision_loss not in PRECISION_POLICIES:
             raise ValueError(f"on_precision_loss must be one of {PRECISION_POLICIES}, "
                              f"got {self.on_precision_loss!r}")
@@ -120,12 +136,13 @@ class SolverOptions:
         return dataclasses.asdict(self)
 
     def resolve(self, coordinates: str, model_kind: str, state_size: int,
-                stop_loss: float | None = None, stored_solver: str | None = None
-                ) -> SolverOptions:
-        """These options with ``solver``, ``rtol``, ``atol`` and ``conserved_rtol`` made
-        concrete for the coordinates, the model (``"matrix"`` or ``"cp"``), the number of
-        unknowns and the run's stop loss (``None``: none); ``stored_solver``: the solver
-        of the checkpoint the run continues (``"auto"`` keeps it,
+                stop_loss: float | None = None, stored_solver: str | None = None,
+                det_sign_decides: bool = True) -> SolverOptions:
+        """These options with ``solver``, ``rtol``, ``atol``, ``conserved_rtol`` and
+        ``det_sign_guard`` made concrete for the coordinates, the model (``"matrix"`` or
+        ``"cp"``), the number of unknowns, the run's stop loss (``None``: none) and
+        whether the sign of det W decides the problem's answer; ``stored_solver``: the
+        solver of the checkpoint the run continues (``"auto"`` keeps it,
         :func:`.solvers.auto_solver`)."""
         solver = self.solver
         if solver == AUTO:
@@ -136,7 +153,10 @@ class SolverOptions:
         rtol = rtol if self.rtol is None else self.rtol
         conserved = max(1e-6, 1e3 * rtol) if self.conserved_rtol is None \
             else self.conserved_rtol
-        return dataclasses.replace(self, solver=solver, rtol=rtol,
+        guard = self.det_sign_guard
+        if guard == "auto":
+            guard = "strict" if det_sign_decides else "record"
+        return dataclasses.replace(self, solver=solver, rtol=rtol, det_sign_guard=guard,
                                    atol=atol if self.atol is None else self.atol,
                                    conserved_rtol=conserved)
 

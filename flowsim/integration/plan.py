@@ -18,7 +18,7 @@ import numpy as np
 
 from ..dynamics import AUTO, Coordinates, choose_coordinates, is_balanced, make_coordinates
 from ..parameterization import CPFactorization, DeepMatrixFactorization, Factorization
-from ..problem import EntryCompletion, MatrixCompletion, TensorCompletion
+from ..problem import EntryCompletion, MatrixCompletion, TensorCompletion, det_sign_decides
 from . import checkpoint as checkpoints
 from .options import SolverOptions, make_options, parse_save_at
 from .solvers import check_resumable
@@ -155,7 +155,8 @@ def plan_call(problem, model: Factorization, params, *, coordinates, stop_loss, 
         state_size = len(coords.from_factors(checked[idx[0]]))
         for i in idx:
             resolved = options.resolve(name, model_kind(model), state_size, stops[i],
-                                       checkpoints.stored_solver(stored))
+                                       checkpoints.stored_solver(stored),
+                                       det_sign_decides=det_sign_decides(problems[i]))
             if path is not None:
                 check_resumable(resolved.solver)
             group = groups.setdefault((name, resolved), Group(coords, resolved))

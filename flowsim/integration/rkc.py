@@ -76,11 +76,12 @@ def _chebyshev_at_w0(s, w0):
     return t, d, e
 
 
-class RKC2State(eqx.Module):
-    """``F(y_n)`` (first stage, reused), the power iteration's unit vector and estimate
-    of the spectral radius, cumulative counts of vector-field evaluations and
-    Jacobian-vector products, and the accepted steps (the loop keeps a rejected step's
-    state), which time the power iteration's updates."""
+class StabilizedState(eqx.Module):
+    """State of a stabilized (Chebyshev) method between steps: ``F(y_n)`` (first stage,
+    reused), the power iteration's unit vector and estimate of the spectral radius,
+    cumulative counts of vector-field evaluations and Jacobian-vector products, and the
+    accepted steps (the loop keeps a rejected step's state), which time the power
+    iteration's updates."""
 
     f0: jax.Array
     v: jax.Array
@@ -89,16 +90,26 @@ class RKC2State(eqx.Module):
     jvps: jax.Array
     steps: jax.Array
 
+    def advanced(self, f1, v, rho, evaluations) -> StabilizedState:
+        """The state after an accepted step that ended with ``F(y_{n+1}) = f1`` and
+        cost ``evaluations`` vector-field evaluations."""
+        return StabilizedState(f0=f1, v=v, rho=rho,
+                               fevals=self.fevals + jnp.asarray(evaluations, jnp.float64),
+                               jvps=self.jvps, steps=self.steps + 1)
 
-class RKC2(eqx.Module):
-    """The solver interface the compiled loop uses (``init``, ``step``, ``func``,
-    ``error_order``), for a term ``F(t, y, args)``."""
+
+class ChebyshevSolver(eqx.Module):
+    """What the stabilized methods share (the solver interface of the compiled loop:
+    ``init``, ``step``, ``func``, ``error_order``, ``step_limit``): the first stage
+    reused from the last step, and the spectral radius of the Jacobian from a power
+    iteration (module doc) that sets the stages of each step. Subclasses give
+    ``step``, ``error_order`` and ``stability_limit``."""
+
+    #: safety factor on the power iteration's estimate of the spectral radius
+    safety = RHO_SAFETY
 
     def func(self, term, t, y, args):
         return term.vf(t, y, args)
-
-    def error_order(self, term):
-        return 3
 
     def _power(self, term, t, y, args, v, n):
         f = lambda z: term.vf(t, z, args)  # noqa: E731
@@ -112,18 +123,18 @@ class RKC2(eqx.Module):
         v, rho = jax.lax.fori_loop(0, n, body, (v, jnp.zeros((), y.dtype)))
         return v, rho
 
-    def init(self, term, t0, t1, y0, args) -> RKC2State:
+    def init(self, term, t0, t1, y0, args) -> StabilizedState:
         key = jax.random.PRNGKey(0)
         v = jax.random.normal(key, y0.shape, y0.dtype)
         v = v / jnp.linalg.norm(v)
         v, rho = self._power(term, t0, y0, args, v, POWER_STEPS_INIT)
-        return RKC2State(f0=term.vf(t0, y0, args), v=v, rho=rho,
-                         fevals=jnp.asarray(1 + POWER_STEPS_INIT, jnp.float64),
-                         jvps=jnp.asarray(POWER_STEPS_INIT, jnp.float64),
-                         steps=jnp.asarray(0, jnp.int32))
+        return StabilizedState(f0=term.vf(t0, y0, args), v=v, rho=rho,
+                               fevals=jnp.asarray(1 + POWER_STEPS_INIT, jnp.float64),
+                               jvps=jnp.asarray(POWER_STEPS_INIT, jnp.float64),
+                               steps=jnp.asarray(0, jnp.int32))
 
-    def step_limit(self, state: RKC2State):
-        return stability_limit(RHO_SAFETY * state.rho)
+    def step_limit(self, state: StabilizedState):
+        return self.stability_limit(self.safety * state.rho)
 
     def _power_fd(self, term, t, y, args, v, f0):
         """One power iteration by a finite difference of the field along ``v``."""
@@ -133,15 +144,32 @@ class RKC2(eqx.Module):
         ok = jnp.isfinite(norm) & (norm > 0)
         return jnp.where(ok, u / jnp.where(ok, norm, 1.0), v), jnp.where(ok, norm, 0.0)
 
-    def step(self, term, t0, t1, y0, args, state: RKC2State, made_jump):
-        del made_jump
-        h = t1 - t0
+    def spectral_radius(self, term, t0, y0, args, state: StabilizedState):
+        """``(v, rho, evaluations)``: the power iteration's vector and estimate at the
+        start of a step (updated every POWER_EVERY accepted steps) and the evaluations
+        that cost."""
         n_power = jnp.where(state.steps % POWER_EVERY == 0, POWER_UPDATE, 0)
         v, rho_now = jax.lax.fori_loop(
             0, n_power, lambda _, c: self._power_fd(term, t0, y0, args, c[0], state.f0),
             (state.v, state.rho))
-        rho_est = jnp.where(n_power > 0, jnp.maximum(rho_now, 0.5 * state.rho), state.rho)
-        rho = RHO_SAFETY * rho_est
+        rho = jnp.where(n_power > 0, jnp.maximum(rho_now, 0.5 * state.rho), state.rho)
+        return v, rho, n_power
+
+
+class RKC2(ChebyshevSolver):
+    """Second-order Runge-Kutta-Chebyshev (module doc)."""
+
+    def error_order(self, term):
+        return 3
+
+    def stability_limit(self, rho):
+        return stability_limit(rho)
+
+    def step(self, term, t0, t1, y0, args, state: StabilizedState, made_jump):
+        del made_jump
+        h = t1 - t0
+        v, rho_est, n_power = self.spectral_radius(term, t0, y0, args, state)
+        rho = self.safety * rho_est
         s = stages_for(h, rho)
         w0 = 1.0 + DAMPING / (s * s)
         _, ds, es = _chebyshev_at_w0(s, w0)
@@ -172,7 +200,4 @@ class RKC2(eqx.Module):
         ys = jax.lax.fori_loop(2, s + 1, body, init)[0]
         f1 = term.vf(t1, ys, args)
         y_error = 0.8 * (y0 - ys) + 0.4 * h * (f0 + f1)
-        new = RKC2State(f0=f1, v=v, rho=rho_est,
-                        fevals=state.fevals + (s + n_power).astype(jnp.float64),
-                        jvps=state.jvps, steps=state.steps + 1)
-        return ys, y_error, None, new, None
+        return ys, y_error, None, state.advanced(f1, v, rho_est, s + n_power), None

@@ -63,7 +63,8 @@ def new_run(index, coords, options, problem, y0, stop_loss, t_max, save_times,
         conserved0=np.asarray(coords.conserved(jnp.asarray(y0))),
         save_times=times, chunk_limit=np.int64(chunk_limit))
     return Run(index, y0, member, stop_loss, t_max, config, ts=[np.zeros(1)],
-               ys=[y0[None, :]], stats={"det_crossings": [], "precision_events": []})
+               ys=[y0[None, :]], stats={"det_crossings": [], "precision_events": [],
+                                                "sign_events": []})
 
 
 def replace_member(member: loop.Member, **changes) -> loop.Member:

@@ -23,7 +23,9 @@ import optimistix as optx
 
 from ..dynamics import AUTO
 from .rkc import RKC2
+from .rock4 import ROCK4
 from .rosenbrock import TABLEAUS, Rosenbrock
+from .switching import Dopri8ROCK4
 
 #: the engines a solver runs in: flowsim's compiled step loop (:mod:`.loop`), or scipy's
 #: ``OdeSolver`` stepping in Python (:class:`.engines.ScipyEngine`)
@@ -108,12 +110,17 @@ def _scipy(name, implicit) -> Solver:
 
 
 #: every solver flowsim runs, by name: diffrax's (in the compiled loop), flowsim's own
-#: RKC2 (second-order Runge-Kutta-Chebyshev, matrix-free; its tolerances: docs/numerics.md)
-#: and Rosenbrock methods, and scipy's, the independent cross-check
+#: matrix-free stabilized methods (RKC2, second-order Runge-Kutta-Chebyshev; ROCK4,
+#: Abdulle's fourth-order one; Dopri8ROCK4, Dopri8 while the flow is not stiff and ROCK4
+#: once it is; their tolerances: docs/numerics.md) and Rosenbrock methods, and scipy's,
+#: the independent cross-check
 REGISTRY: dict[str, Solver] = {s.name: s for s in (
     _diffrax("Kvaerno5", True), _diffrax("Kvaerno4", True), _diffrax("Kvaerno3", True),
     _diffrax("Tsit5", False), _diffrax("Dopri5", False), _diffrax("Dopri8", False),
     _loop("RKC2", False, lambda spec: RKC2(), tolerances=(1e-6, 1e-9), step_limit=True),
+    _loop("ROCK4", False, lambda spec: ROCK4(), step_limit=True),
+    _loop("Dopri8ROCK4", False, lambda spec: Dopri8ROCK4(), tolerances=(1e-8, 1e-11),
+          step_limit=True),
     _loop("Rodas4", True, lambda spec: Rosenbrock(TABLEAUS["Rodas4"])),
     _loop("Rodas5P", True, lambda spec: Rosenbrock(TABLEAUS["Rodas5P"])),
     _scipy("Radau", True), _scipy("BDF", True), _scipy("LSODA", True),
@@ -143,7 +150,7 @@ def check_resumable(solver: str) -> None:
 
 
 # -- the automatic choice ------------------------------------------------------------------
-#: state size (unknowns) from which ``"auto"`` takes the matrix-free RKC2 instead of
+#: state size (unknowns) from which ``"auto"`` takes the matrix-free Dopri8ROCK4 instead of
 #: Kvaerno5, whose dense Newton costs O(P^3) per step (docs/numerics.md)
 MATRIX_FREE_FROM = 64
 #: smallest stop loss for which ``"auto"`` takes the Rosenbrock method Rodas5P for a small
@@ -166,7 +173,7 @@ def auto_solver(coordinates: str, model_kind: str, state_size: int,
     if stored in REGISTRY and REGISTRY[stored].resumable:
         return stored
     if state_size >= MATRIX_FREE_FROM:
-        return "RKC2"
+        return "Dopri8ROCK4"
     if (stop_loss is not None and stop_loss >= ROSENBROCK_DOWN_TO and model_kind == "matrix"
             and coordinates in ROSENBROCK_COORDINATES):
         return "Rodas5P"

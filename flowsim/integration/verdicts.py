@@ -7,7 +7,10 @@ and a message. The three precision guards of :mod:`.guards` are judged here:
 - **sign of det W** (:func:`sign_verdict`): a change of sign where ``sigma_min(W)`` stands
   :data:`.guards.RESOLVED_DECADES` decades clear of the error level of ``W`` at both ends of
   the step is the flow's own crossing of ``det W = 0`` (recorded in
-  ``traj.stats["det_crossings"]``, the run goes on); any other is rounding;
+  ``traj.stats["det_crossings"]``, the run goes on); any other is rounding: a loss of
+  precision where the sign decides the answer (``SolverOptions.det_sign_guard``
+  ``"strict"``), else recorded with its size (``traj.stats["sign_events"]``,
+  :func:`sign_events_note`) and the run goes on;
 - **conserved quantities** (:func:`drift_verdict`) and **the loss never rises**
   (:func:`rise_verdict`): past their tolerance the integration no longer follows the flow.
 
@@ -18,6 +21,7 @@ A loss of precision (:func:`precision_event`) ends the run ``"precision_lost"``,
 from __future__ import annotations
 
 import math
+import warnings
 
 import jax.numpy as jnp
 import numpy as np
@@ -72,6 +76,13 @@ def sign_verdict(coords, options, run: Run, engine) -> bool:
     sign_b = engine.sign(run)
     if min(res_a, res_b) >= guards.RESOLVED_DECADES:
         run.stats["det_crossings"].append(t_b)
+        return False
+    if options.det_sign_guard == "record":
+        # rounding-level where the sign does not decide the answer: the nearest W of the
+        # other sign is sigma_min(W) away
+        w = np.asarray(coords.product(jnp.asarray(y_b)), dtype=np.float64)
+        size = float(coords.sigma_min(y_b)) / max(float(np.linalg.norm(w)), 1e-300)
+        run.stats["sign_events"].append({"t": t_b, "loss": run.loss, "relative_size": size})
         return False
     balanced = bool(run.config.get("balanced_start"))
     detail = (f"the sign of det W changed from {-sign_b:+.0f} to {sign_b:+.0f} between "
@@ -169,3 +180,18 @@ def at_start(run: Run, loss0: float, field0) -> tuple[str, str] | None:
                           "for all t, so " + ("stop_loss is never reached"
                                               if run.stop_loss is not None
                                               else "there is nothing to integrate"))
+
+
+def sign_events_note(events: list) -> str:
+    """What a run's recorded sign changes of det W (``det_sign_guard="record"``) add to
+    its message, with a warning: empty where there were none."""
+    if not events:
+        return ""
+    largest = max(e["relative_size"] for e in events)
+    note = (f"; the sign of det W changed {len(events)} time(s) where rounding could change "
+            f"it (recorded in stats['sign_events']): sigma_min(W) was at most "
+            f"{largest:.1e} of ||W||_F there, so W is that close (relative, Frobenius) to "
+            f"a matrix of either sign, and the run went on (det_sign_guard='strict' ends "
+            f"it instead)")
+    warnings.warn("flowsim: " + note[2:], stacklevel=4)
+    return note
