@@ -6,14 +6,16 @@ uniformly, depth 3, balanced init of product scale 1e-3, to loss 1e-6 (flowsim's
 1/2 sum of squared residuals). In one process (this machine is noisy: only ratios mean
 much):
 
-- the default flow call (``coordinates="auto"`` -> factors, ``solver="auto"`` -> RKC2):
-  its first call (compile included) and a warm call;
+- the default flow call (``coordinates="auto"`` -> factors, ``solver="auto"`` ->
+  Dopri8ROCK4): its first call (compile included) and a warm call;
 - ``gradient_descent(lr=1e-3)`` to the same loss, and a plain jitted loop of the same
   update (``W_l <- W_l - lr dL/dW_l`` on the three layers, the same stop rule): the
   overhead of flowsim's descent engine;
-- accuracy: the default flow against a tight one (rtol 1e-9) at the same loss, and
-  against the Richardson extrapolation ``2 W(lr/2) - W(lr)`` of descent at ``t = T``
-  (descent's deviation from the flow is O(lr));
+- accuracy along the path: the default call saved at ``t = 0.25, 0.5, 1, 2, 5, 30, 100``
+  and on to loss 1e-6, against Dopri8 at rtol 1e-12 on the same times (``--reference``;
+  the test suite checks the same against scipy), and the Richardson extrapolation
+  ``2 W(lr/2) - W(lr)`` of descent at ``t = T`` (descent's deviation from the flow is
+  O(lr));
 - depths 2 and 4, default call.
 
 Part B: a scaling table, d = 10, 20, 50, 100, 200 (20% observed, rank min(5, d // 4)):
@@ -94,10 +96,17 @@ def part_a(args):
     print(f"  ratio descent / flow: {t_gd / t_first:.1f}x (flow's first call, compile "
           f"included), {t_gd / t_warm:.1f}x (warm); plain loop / flow first call "
           f"{t_plain / t_first:.1f}x")
-    tight = flow(problem, model, params, stop_loss=1e-6, rtol=1e-9, atol=1e-14)
-    print(f"  default vs tight flow (rtol 1e-9) at loss 1e-6: "
-          f"{rel(warm.product[-1], tight.product[-1]):.2e} relative in W "
-          f"({tight.stats['steps']} steps for the tight one)")
+    times = [0.25, 0.5, 1.0, 2.0, 5.0, 30.0, 100.0]
+    path = flow(problem, model, params, save_at=times, stop_loss=1e-6, t_max=1e4)
+    if args.reference:
+        ref = flow(problem, model, params, save_at=list(path.t[1:]), solver="Dopri8",
+                   rtol=1e-12, atol=1e-15, max_steps=10 ** 6)
+        errors = [np.linalg.norm(a - b) / np.linalg.norm(b)
+                  for a, b in zip(path.product[1:], ref.product[1:])]
+        print("  default call along the path vs Dopri8 at rtol 1e-12 "
+              f"({ref.stats['steps']} steps): " + ", ".join(
+                  f"t={t:.4g}: {e:.1e}" for t, e in zip(path.t[1:], errors))
+              + f"; largest {max(errors):.1e}")
     t_star = args.richardson_t
     lrs = (2e-3, 1e-3)
     ws = []
@@ -148,6 +157,8 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 20, 50, 100, 200])
     parser.add_argument("--gd-max-d", type=int, default=100)
     parser.add_argument("--richardson-t", type=float, default=30.0)
+    parser.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True,
+                        help="part A: the path against Dopri8 at rtol 1e-12 (~10,000 steps)")
     args = parser.parse_args()
     if "A" in args.part:
         part_a(args)
