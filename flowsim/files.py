@@ -12,17 +12,20 @@ and what is wrong. Nothing is unpickled, and an array's size is checked against 
 bytes the archive holds for it before it is read. Arrays a table does not name are kept
 and are not an error (newer files may carry more).
 
-Writes go to a temporary name and are renamed into place (``os.replace``), so a crash
-never leaves half a file.
+Every write goes through :func:`replace_atomically` (the one atomic writer of the
+package, the program cache's too): a unique temporary beside the file, flushed and
+synced, renamed into place; a crash, a kill or a full disk never leaves half a file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
 import math
 import os
+import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -235,6 +238,9 @@ def check_file(path) -> Path:
         raise FileFormatError(path, "is a directory, not a file")
     if not path.exists():
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+    if not path.is_file():
+        # a fifo or a device: reading it would block or never end
+        raise FileFormatError(path, "is not a regular file (a fifo, a socket or a device)")
     return path
 
 
@@ -247,6 +253,9 @@ def check_output(path, option: str, directory: bool = False) -> Path:
         raise ValueError(f"{option} {path} is a file; it must be a directory (or not exist)")
     if not directory and path.is_dir():
         raise ValueError(f"{option} {path} is a directory; it must be a file")
+    if not directory and path.exists() and not path.is_file():
+        raise ValueError(f"{option} {path} is not a regular file (a fifo, a socket or a "
+                         "device); it must be a file or not exist")
     parent = path if directory else path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -282,16 +291,70 @@ def json_default(obj):
     raise TypeError(f"cannot store {type(obj).__name__} in file metadata")
 
 
-def replace_atomically(path: Path, write: Callable) -> Path:
-    """Call ``write(file object)`` on a temporary file beside ``path``, then rename it
-    to ``path``: a crash never leaves half a file."""
+def replace_atomically(path, write: Callable) -> Path:
+    """Call ``write(file object)`` on a new temporary file beside ``path``, then rename it
+    to ``path``: readers see the old file or the whole new one, never a part.
+
+    The temporary has a unique name (``.<name>.<random>.tmp``, created with ``O_EXCL``:
+    a symlink or file planted there is never followed or truncated, and two writers of
+    one path never share it). Its bytes are flushed and ``fsync``-ed before the rename and
+    the folder is ``fsync``-ed after it, so a crash or a power cut leaves the old file or
+    the new one. On any failure (a full disk, a file size limit, an exception in
+    ``write``, an interrupt) the temporary is removed and an ``OSError`` names ``path``.
+    Of two concurrent writers, the last rename wins, whole.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        write(fh)
-    os.replace(tmp, path)
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not path.is_file():
+            # a fifo or a device would block or swallow the data; a folder cannot be replaced
+            raise OSError(errno.EEXIST, "exists and is not a regular file", str(path))
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _naming(exc, path) from exc
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # what open() would have given the file
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _naming(exc, path) from exc
+        raise
+    _fsync_folder(folder)
     return path
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` as an ``OSError`` whose file is ``path`` (the message names it)."""
+    if exc.filename is not None and Path(exc.filename) == path:
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (where the platform allows opening a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_npz(path, arrays: dict, meta: dict) -> Path:
@@ -341,7 +404,11 @@ def read_archive(path) -> dict:
         raise FileFormatError(path, what)
     try:
         with zipfile.ZipFile(path) as zf:
-            members = {info.filename: zf.read(info) for info in zf.infolist()}
+            infos = zf.infolist()
+            check_unpacked_size(path, infos)
+            members = {info.filename: zf.read(info) for info in infos}
+    except FileFormatError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure to read the zip is a bad file
         raise FileFormatError(path, f"is not a readable .npz archive, truncated or corrupted "
                                     f"({type(exc).__name__}: {exc})") from exc
@@ -354,6 +421,29 @@ def read_archive(path) -> dict:
         except Exception as exc:  # noqa: BLE001 - any failure to parse an array: a bad file
             raise FileFormatError(path, f"array {name[:-4]!r}: {exc}") from exc
     return arrays
+
+
+#: how much larger than its file an archive may unpack to: flowsim writes its archives
+#: uncompressed (ratio 1), so a larger ratio is a compressed file from elsewhere; a zip
+#: bomb (a small file that unpacks to gigabytes) is refused before anything is unpacked
+MAX_UNPACK_RATIO = 64
+#: what any archive may unpack to regardless of its size
+MIN_UNPACK_BYTES = 64 << 20
+
+
+def check_unpacked_size(path: Path, infos) -> None:
+    """:class:`FileFormatError` unless the sizes the members of an archive declare sum to
+    at most :data:`MAX_UNPACK_RATIO` times the file's size (or :data:`MIN_UNPACK_BYTES`).
+    ``zipfile`` never unpacks more than a member declares, so this bounds the memory a
+    read takes."""
+    size = path.stat().st_size
+    declared = sum(info.file_size for info in infos)
+    limit = max(MAX_UNPACK_RATIO * size, MIN_UNPACK_BYTES)
+    if declared > limit:
+        raise FileFormatError(path, f"declares {declared} bytes of arrays in a file of "
+                                    f"{size} bytes (more than {MAX_UNPACK_RATIO} times its "
+                                    f"size: compressed far beyond what flowsim writes; "
+                                    f"refused before unpacking)")
 
 
 def parse_json(text: str, where: str):
