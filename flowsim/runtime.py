@@ -10,6 +10,8 @@
   (``jax/`` for XLA's programs, ``programs/`` for the exported pieces); an existing jax
   cache setting of the user is kept for XLA's, and ``FLOWSIM_CACHE_DIR=off`` turns both
   off.
+- What a Ctrl-C does (:class:`Interrupted`): the run in progress is saved where it has a
+  file, nothing unfinished is recorded as finished, and the command exits 130.
 """
 
 from __future__ import annotations
@@ -20,6 +22,26 @@ import os
 from pathlib import Path
 
 import jax
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run, a batch or a sweep stopped by Ctrl-C (``SIGINT``), after saving what it
+    could: a ``KeyboardInterrupt``, so it ends whatever called it, and the command line
+    exits 130 with :attr:`saved` as its last line.
+
+    **Arguments:**
+
+    - `saved`: one line saying what was saved and how to resume, e.g. ``"the run so far
+      is saved in run.npz; rerun the same command to resume it"``.
+    - `partial`: what was computed before the interrupt (the trajectories of the runs in
+      progress, each with status ``"interrupted"``), or ``None``.
+    """
+
+    def __init__(self, saved: str, partial=None):
+        super().__init__(saved)
+        self.saved = saved
+        self.partial = partial
+
 
 #: programs that compiled faster than this are not written to the cache (it is about
 #: the few large step loops, not the many small helpers)

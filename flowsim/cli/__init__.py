@@ -11,7 +11,8 @@ Every expected failure ends the command with one line on stderr,
   nothing was computed, or what was computed is saved;
 - 3: an internal error, a bug in flowsim: the traceback is printed, then a line saying so
   (please report it);
-- 130: interrupted (Ctrl-C); what was saved so far resumes.
+- 130: interrupted (Ctrl-C): one line says what was saved and how to resume; nothing
+  interrupted is recorded as finished.
 
 ``flowsim --traceback COMMAND ...`` prints the traceback of any error.
 """
@@ -67,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     prefix = f"flowsim {args.command}"
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print(f"{prefix}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        saved = getattr(exc, "saved", None)
+        print(f"{prefix}: interrupted" + (f"; {saved}" if saved else ""), file=sys.stderr)
         return EXIT_INTERRUPTED
     except (ValueError, TypeError, OSError) as exc:
         # bad input: options, settings, files (FileFormatError is a ValueError; TOML errors

@@ -37,6 +37,7 @@ from ..files import (
 from ..integration import SolverOptions, gradient_flow
 from ..parameterization import DeepMatrixFactorization
 from ..problem import MatrixCompletion, check_distinct, check_integer, check_real
+from ..runtime import Interrupted
 from ..trajectory import FAILURE_STATUSES, SUCCESS_STATUSES, versions
 
 if sys.version_info >= (3, 11):
@@ -472,6 +473,13 @@ def run_sweep(config: SweepConfig, output, *, runner: BatchRunner = run_locally,
             results.record(ids, rows)
             results.save(output)
             bar.update(len(ids))
+    except KeyboardInterrupt as exc:
+        # the batch in progress is not recorded: its rows stay not done and run again
+        bar.close()
+        results.save(output)
+        raise Interrupted(f"{int(results.done.sum())}/{config.n_tasks} runs done are saved "
+                          f"in {output}; rerun the same command to resume (the "
+                          "interrupted batch runs again)") from exc
     finally:
         bar.close()
     if not Path(output).exists():

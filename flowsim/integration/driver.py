@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from ..dynamics import AUTO, Coordinates, choose_coordinates, is_balanced, make_coordinates
 from ..parameterization import CPFactorization, DeepMatrixFactorization, Factorization
 from ..problem import EntryCompletion, MatrixCompletion, TensorCompletion
+from ..runtime import Interrupted
 from ..trajectory import Trajectory, trajectory_from_states
 from . import checkpoint as checkpoints
 from . import guards, loop
@@ -380,10 +381,14 @@ class Solve:
                     self.checkpoint_now(running[0], engine,
                                         time.perf_counter() - start_wall)
         except KeyboardInterrupt:
+            # keep what was computed (status "interrupted", never a finished status) and
+            # let the interrupt go on: the caller saves it and stops, nothing records an
+            # unfinished run as done
             for run in running + list(queue) + crossed:
                 if run.trajectory is None:
                     self.finish(run, engine, "interrupted",
                                 "interrupted by the user (KeyboardInterrupt)")
+            raise
         finally:
             bar.close()
         return engine
@@ -500,6 +505,18 @@ class Solve:
         else:
             bar.n = sum(r.trajectory is not None for r in runs)
             bar.update(0)
+
+
+def _interrupted(runs: list[Run], checkpoint) -> Interrupted:
+    """Save the interrupted run where it has a checkpoint; the :class:`Interrupted` that
+    says so and carries the runs' trajectories so far."""
+    partial = [r.trajectory for r in runs]
+    run = runs[0]
+    if checkpoint is None or run.trajectory is None or run.carry is None:
+        return Interrupted("nothing was saved (no checkpoint file)", partial)
+    checkpoints.save(Path(checkpoint), run.trajectory, run.carry, run.resume)
+    return Interrupted(f"the run so far is saved in {checkpoint}; rerun the same command "
+                       "to resume it", partial)
 
 
 def _has_det(model: Factorization) -> bool:
@@ -645,7 +662,10 @@ def gradient_flow(problem, model: Factorization, params, *, coordinates: str = A
                 continue
         wall0 = runs[0].stats.pop("wall_s", 0.0) if not batch else 0.0
         start = time.perf_counter()
-        solve.run(runs)
+        try:
+            solve.run(runs)
+        except KeyboardInterrupt as exc:
+            raise _interrupted(runs, checkpoint) from exc
         for run in runs:
             run.trajectory.stats["wall_s"] = wall0 + time.perf_counter() - start
             out[run.index] = run.trajectory
