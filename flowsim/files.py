@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import json
 import math
@@ -357,10 +358,32 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+#: the archive member holding the SHA-256 of the others (:func:`archive_digest`)
+DIGEST = "digest"
+
+
+def archive_digest(arrays: dict) -> str:
+    """SHA-256 of an archive's arrays (the metadata string included; :data:`DIGEST`
+    itself not): each one's name, dtype, shape and bytes, in name order. A file whose
+    arrays or metadata were edited or damaged after it was written no longer matches
+    its recorded digest (it guards against accidents and hand edits; whoever rewrites
+    the digest too writes a file that is then checked like any other)."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        if name == DIGEST:
+            continue
+        a = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
 def write_npz(path, arrays: dict, meta: dict) -> Path:
     """Write ``arrays`` plus ``meta`` as one JSON ``metadata`` string to ``path`` (no
-    pickle), atomically (:func:`replace_atomically`)."""
+    pickle), with their :func:`archive_digest`, atomically (:func:`replace_atomically`)."""
     arrays = {**arrays, "metadata": np.array(json.dumps(meta, default=json_default))}
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    arrays[DIGEST] = np.array(archive_digest(arrays))
     return replace_atomically(path, lambda fh: np.savez(fh, **arrays))
 
 
@@ -464,6 +487,13 @@ def read_npz(path, fmt: Format, check: Callable[[dict, dict, dict], None] | None
     arrays = read_archive(path)
 
     def parse():
+        if DIGEST in arrays:  # files written before digests were recorded have none
+            recorded = arrays.pop(DIGEST)
+            if recorded.dtype.kind != "U" or recorded.ndim != 0:
+                raise ValueError(f"its {DIGEST!r} entry must be one string")
+            if str(recorded) != archive_digest(arrays):
+                raise ValueError("its arrays or metadata do not match the digest recorded "
+                                 "when it was written (edited or damaged after writing)")
         if "metadata" not in arrays:
             raise ValueError("has no 'metadata' entry: not a file flowsim wrote")
         raw = arrays.pop("metadata")

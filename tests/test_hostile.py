@@ -1,5 +1,6 @@
-"""Tiny hostile files that claim huge sizes: each is refused by name, with a clear error,
-before anything of the claimed size is allocated. Read in a separate process under a
+"""Hostile files: tiny ones that claim huge sizes, each refused by name with a clear error
+before anything of the claimed size is allocated, and files edited after flowsim wrote
+them (refused by their digest, never served as they are). Read in a separate process under a
 2 GB address-space limit, so a reader that believed the file would fail with a
 MemoryError instead of the refusal (and could not take the test machine down)."""
 
@@ -58,11 +59,43 @@ def zip_bomb(path, gigabytes=3):
     path.write_bytes(local + data + central + end)
 
 
+def written_then_edited(path, edit):
+    """A trajectory file as flowsim writes it today (with its digest), then edited by
+    hand: an array entry, or the metadata, changed; the digest kept."""
+    from flowsim import files
+
+    with np.load(DATA / "checkpoint_9f440fa.npz", allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = json.loads(str(arrays.pop("metadata")))
+    files.write_npz(path, arrays, meta)
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    edit(arrays)
+    np.savez(path, **arrays)
+
+
+def loss_edited(path):
+    def edit(arrays):
+        arrays["loss"] = arrays["loss"].copy()
+        arrays["loss"][-1] = 1e-30
+    written_then_edited(path, edit)
+
+
+def model_changed(path):
+    def edit(arrays):
+        meta = json.loads(str(arrays["metadata"]))
+        meta["config"]["model"] = {"kind": "CPFactorization", "shape": [2, 2], "rank": 3}
+        arrays["metadata"] = np.array(json.dumps(meta))
+    written_then_edited(path, edit)
+
+
 #: ``(name, make the file, reader, fragment of the refusal)``
 ROWS = [
     ("n_factors 1e9", huge_n_factors, "trajectory", "n_factors is 1000000000"),
     ("n_carry 1e9", huge_n_carry, "checkpoint", "n_carry is 1000000000"),
     ("zip bomb", zip_bomb, "trajectory", "refused before unpacking"),
+    ("loss[-1] edited to 1e-30", loss_edited, "checkpoint", "do not match the digest"),
+    ("model changed to CP", model_changed, "checkpoint", "do not match the digest"),
 ]
 
 READ = textwrap.dedent("""
