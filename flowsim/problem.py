@@ -57,7 +57,13 @@ def check_distinct(name: str, values) -> tuple:
     """``values`` as a tuple, if no value is listed twice (``ValueError`` naming ``name``
     and the repeated values otherwise)."""
     values = tuple(values)
-    twice = sorted({repr(v) for v in values if values.count(v) > 1})
+    try:  # linear time where the values hash (a grid axis of a million values)
+        seen, twice = set(), set()
+        for v in values:
+            (twice if v in seen else seen).add(v)
+        twice = sorted(repr(v) for v in twice)
+    except TypeError:
+        twice = sorted({repr(v) for v in values if values.count(v) > 1})
     if twice:
         raise ValueError(f"{name} lists {', '.join(twice)} more than once")
     return values

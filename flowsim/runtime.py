@@ -43,6 +43,25 @@ class Interrupted(KeyboardInterrupt):
         self.partial = partial
 
 
+def memory_bytes() -> int | None:
+    """This machine's physical memory in bytes (``None`` where the platform does not
+    say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def check_fits(what: str, nbytes: int) -> None:
+    """``ValueError`` before any work when ``nbytes`` (what ``what`` needs at the least)
+    exceeds this machine's memory: a size that cannot fit is refused by name, not found
+    out by a MemoryError or an abort halfway through."""
+    total = memory_bytes()
+    if total is not None and nbytes > total:
+        raise ValueError(f"{what} needs at least {nbytes / 2**30:.3g} GiB of memory, more "
+                         f"than this machine has ({total / 2**30:.3g} GiB)")
+
+
 #: programs that compiled faster than this are not written to the cache (it is about
 #: the few large step loops, not the many small helpers)
 MIN_COMPILE_SECONDS = 0.1

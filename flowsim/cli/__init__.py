@@ -72,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         saved = getattr(exc, "saved", None)
         print(f"{prefix}: interrupted" + (f"; {saved}" if saved else ""), file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError:
+        # sizes the up-front checks (flowsim.runtime.check_fits) could not foresee
+        print(f"{prefix}: error: out of memory: the sizes asked for do not fit in this "
+              "machine's memory (use smaller ones)", file=sys.stderr)
+        return EXIT_REFUSED
     except (ValueError, TypeError, OSError) as exc:
         # bad input: options, settings, files (FileFormatError is a ValueError; TOML errors
         # come as FileFormatError); OSError: missing, unreadable or unwritable paths

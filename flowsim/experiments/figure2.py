@@ -64,6 +64,7 @@ from ..initialization import cp_gaussian_init
 from ..integration import SOLVERS, gradient_flow
 from ..parameterization import CPFactorization, max_cp_rank
 from ..problem import check_distinct, check_integer, check_real
+from ..runtime import check_fits
 from ..tensor.descent import cp_gradient_descent, mse_to_loss
 from ..tensor.rank import cp_rank, reference_atol
 from ..tensor.truth import CompletionDataset, cp_dataset, linear_baseline
@@ -123,6 +124,9 @@ class Figure2Config:
                      "max_iterations", "rank_restarts", "rank_max_sweeps"):
             low = {"order": 2, "dataset_seed": 0}.get(name, 1)
             object.__setattr__(self, name, check_integer(name, getattr(self, name), low))
+        # the truth, the mask and the model's product, each dim^order float64 entries
+        check_fits(f"order {self.order} with dim {self.dim} (tensors of {self.dim}^"
+                   f"{self.order} entries)", 3 * 8 * self.dim ** self.order)
         shape = (self.dim,) * self.order
         total = math.prod(shape)
         n_values = self.n_values
