@@ -148,7 +148,10 @@ class EntryCompletion:
             raise ValueError(f"values must be an array of real numbers: {exc}") from exc
         if raw.dtype.kind not in "iuf":
             raise ValueError(f"values must be real numbers, got {raw.dtype} entries")
-        values = raw.astype(np.float64).reshape(-1)
+        if raw.ndim != 1:  # a 2-d array is a mistake (a matrix for a list), not a list
+            raise ValueError(f"values must be a 1-d list of numbers, one per index, got an "
+                             f"array of shape {raw.shape}")
+        values = raw.astype(np.float64)
         if values.shape[0] != indices.shape[0]:
             raise ValueError(
                 f"values must have one entry per index: {values.shape[0]} values for "

@@ -6,6 +6,7 @@ memory is taken to be 16 GiB here, so the answers do not depend on the machine."
 import os
 import warnings
 
+import numpy as np
 import pytest
 
 import flowsim as fs
@@ -116,3 +117,25 @@ def test_run_output_without_npz_is_the_file_written_and_resumed(tmp_path, capsys
     assert main([*base, "--seed", "1"]) == 2  # another run: refused, the file kept
     assert "holds another run" in capsys.readouterr().err
     assert fs.Trajectory.load(out).stats == first.stats
+
+
+#: ``(call, fragment)``: API inputs that were silently converted, now refused by name
+API_ROWS = [
+    (lambda: fs.DeepMatrixFactorization((2, 2), 2).check_params(
+        (np.array([["1", "0"], ["0", "1"]]), np.eye(2))),
+     "params[0] (W_1) must hold real numbers (float or integer), got <U1"),
+    (lambda: fs.DeepMatrixFactorization((2, 2), 2).check_params(
+        (np.eye(2), np.eye(2, dtype=bool))),
+     "params[1] (W_2) must hold real numbers (float or integer), got bool"),
+    (lambda: fs.MatrixCompletion((2, 2), [[0, 1], [1, 0]], [[1.0], [1.0]]),
+     "values must be a 1-d list of numbers, one per index, got an array of shape (2, 1)"),
+]
+
+
+@pytest.mark.parametrize("row", range(len(API_ROWS)), ids=["str factor", "bool factor",
+                                                           "2-d values"])
+def test_api_inputs_that_were_converted_are_refused(row):
+    call, fragment = API_ROWS[row]
+    with pytest.raises(ValueError) as info:
+        call()
+    assert fragment in str(info.value)
