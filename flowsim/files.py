@@ -387,6 +387,19 @@ def write_npz(path, arrays: dict, meta: dict) -> Path:
     return replace_atomically(path, lambda fh: np.savez(fh, **arrays))
 
 
+def save_figure_file(fig, path, **kwargs) -> Path:
+    """``fig.savefig`` into ``path`` through :func:`replace_atomically` (the format from
+    the suffix): a figure is whole or absent, like every other file."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".") or "png"
+    return replace_atomically(path, lambda fh: fig.savefig(fh, format=fmt, **kwargs))
+
+
+def write_text(path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path``, atomically."""
+    return replace_atomically(path, lambda fh: fh.write(text.encode()))
+
+
 def write_json(path, obj, indent: int | None = 1) -> Path:
     """Write ``obj`` as JSON to ``path``, atomically."""
     text = json.dumps(obj, indent=indent, default=json_default)

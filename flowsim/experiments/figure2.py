@@ -59,7 +59,15 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..files import Format, Key, check_keys, checked, read_jsonl, replace_atomically
+from ..files import (
+    Format,
+    Key,
+    check_keys,
+    checked,
+    read_jsonl,
+    replace_atomically,
+    save_figure_file,
+)
 from ..initialization import cp_gaussian_init
 from ..integration import SOLVERS, gradient_flow
 from ..parameterization import CPFactorization, max_cp_rank
@@ -415,5 +423,5 @@ def plot(config: Figure2Config, records: list[dict], path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    save_figure_file(fig, path, dpi=120)
     return path
