@@ -292,6 +292,44 @@ def json_default(obj):
     raise TypeError(f"cannot store {type(obj).__name__} in file metadata")
 
 
+#: how a non-finite number is written in flowsim's JSON: ``{"$float": "inf"}`` (also
+#: ``"-inf"``, ``"nan"``). JSON has no infinity; Python's ``Infinity`` token is not JSON
+#: and other readers refuse it. Files written before this read as they are.
+NONFINITE = "$float"
+
+
+def strict_json(obj):
+    """``obj`` with every non-finite float as ``{"$float": "inf"}`` (:data:`NONFINITE`),
+    NumPy scalars and arrays as Python numbers and lists."""
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return strict_json(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return {NONFINITE: "nan" if math.isnan(obj) else "inf" if obj > 0 else "-inf"}
+    return obj
+
+
+def dumps_json(obj, **kwargs) -> str:
+    """``obj`` as standard JSON (no ``Infinity`` or ``NaN`` tokens: :func:`strict_json`)."""
+    return json.dumps(strict_json(obj), default=json_default, allow_nan=False, **kwargs)
+
+
+def _nonfinite(obj: dict):
+    if len(obj) == 1 and obj.get(NONFINITE) in ("inf", "-inf", "nan"):
+        return float(obj[NONFINITE])
+    return obj
+
+
+def loads_json(text: str):
+    """``json.loads`` that reads :data:`NONFINITE` entries back as floats."""
+    return json.loads(text, object_hook=_nonfinite)
+
+
 def replace_atomically(path, write: Callable) -> Path:
     """Call ``write(file object)`` on a new temporary file beside ``path``, then rename it
     to ``path``: readers see the old file or the whole new one, never a part.
@@ -381,7 +419,7 @@ def archive_digest(arrays: dict) -> str:
 def write_npz(path, arrays: dict, meta: dict) -> Path:
     """Write ``arrays`` plus ``meta`` as one JSON ``metadata`` string to ``path`` (no
     pickle), with their :func:`archive_digest`, atomically (:func:`replace_atomically`)."""
-    arrays = {**arrays, "metadata": np.array(json.dumps(meta, default=json_default))}
+    arrays = {**arrays, "metadata": np.array(dumps_json(meta))}
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     arrays[DIGEST] = np.array(archive_digest(arrays))
     return replace_atomically(path, lambda fh: np.savez(fh, **arrays))
@@ -402,7 +440,7 @@ def write_text(path, text: str) -> Path:
 
 def write_json(path, obj, indent: int | None = 1) -> Path:
     """Write ``obj`` as JSON to ``path``, atomically."""
-    text = json.dumps(obj, indent=indent, default=json_default)
+    text = dumps_json(obj, indent=indent)
     return replace_atomically(path, lambda fh: fh.write(text.encode()))
 
 
@@ -485,7 +523,7 @@ def check_unpacked_size(path: Path, infos) -> None:
 def parse_json(text: str, where: str):
     """``json.loads(text)`` (``ValueError`` naming ``where`` when it is not JSON)."""
     try:
-        return json.loads(text)
+        return loads_json(text)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"{where} is not valid JSON ({exc})") from exc
 
@@ -570,7 +608,7 @@ def read_jsonl(path, fmt: Format) -> tuple[dict, list[tuple[int, dict]], bool]:
         records, cut = [], False
         for number, line in enumerate(lines[1:], start=2):
             try:
-                record = json.loads(line)
+                record = loads_json(line)
             except json.JSONDecodeError:
                 record = whole_tail(line)
                 if record is None and number == len(lines):
@@ -592,7 +630,7 @@ def whole_tail(line: str):
     start = line.find("{", 1)
     while start > 0:
         try:
-            obj = json.loads(line[start:])
+            obj = loads_json(line[start:])
         except json.JSONDecodeError:
             start = line.find("{", start + 1)
             continue

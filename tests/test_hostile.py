@@ -138,3 +138,25 @@ def test_a_tiny_file_claiming_huge_sizes_is_refused_by_name(answers, row, tmp_pa
     path = next(p for p in answers if p.endswith(f"file{row}.npz"))
     message = answers[path]
     assert message.startswith(path) and ROWS[row][3] in message, message
+
+
+def test_written_metadata_is_standard_json_and_reads_back_infinities(tmp_path):
+    """JSON has no Infinity: flowsim writes ``{"$float": "inf"}`` and reads it back as a
+    float (a file of the old kind, with the Infinity token, still loads)."""
+    import flowsim as fs
+
+    old = DATA / "trajectory_9f440fa.npz"
+    with np.load(old, allow_pickle=False) as f:
+        assert "Infinity" in str(f["metadata"])  # t_max = inf, the old way
+    traj = fs.Trajectory.load(old)
+    assert traj.config["t_max"] == float("inf")
+    path = traj.save(tmp_path / "new.npz")
+    with np.load(path, allow_pickle=False) as f:
+        text = str(f["metadata"])
+
+    def refuse(token):
+        raise ValueError(f"{token} is not JSON")
+
+    meta = json.loads(text, parse_constant=refuse)  # standard JSON only
+    assert meta["config"]["t_max"] == {"$float": "inf"}
+    assert fs.Trajectory.load(path).config["t_max"] == float("inf")

@@ -49,7 +49,6 @@ beside the order-3 grid (857 s of flows, 217 s of rank estimates).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -64,6 +63,7 @@ from ..files import (
     Key,
     check_keys,
     checked,
+    dumps_json,
     read_jsonl,
     replace_atomically,
     save_figure_file,
@@ -317,7 +317,7 @@ def load_results(path) -> tuple[dict, list[dict]]:
 
 
 def _write_lines(path: Path, lines: list[dict]) -> None:
-    text = "".join(json.dumps(line) + "\n" for line in lines)
+    text = "".join(dumps_json(line) + "\n" for line in lines)
     replace_atomically(path, lambda fh: fh.write(text.encode()))
 
 
@@ -346,7 +346,7 @@ def run_grid(config: Figure2Config, path, progress: bool = True) -> list[dict]:
             bar.set_postfix_str(f"{key[0]} n={key[1]}" + (f" std={key[2]:g} trial={key[3]}"
                                                           if key[0] == "tf" else ""))
             record = run_one(config, data, key)
-            f.write(json.dumps(record) + "\n")
+            f.write(dumps_json(record) + "\n")
             f.flush()
             os.fsync(f.fileno())
             done.append(record)
