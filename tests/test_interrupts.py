@@ -7,6 +7,7 @@ chunk of the run, inside a batch of the sweep), so each test interrupts what it 
 on any machine and at any speed.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -117,3 +118,45 @@ def test_ctrl_c_during_a_sweep_batch_records_nothing_of_it_and_the_rerun_finishe
     done = SweepResults.load(out)
     assert done.done.all()
     np.testing.assert_array_equal(done.columns["loss_final"], whole.columns["loss_final"])
+
+
+def test_ctrl_c_during_figure2_keeps_the_finished_runs_and_records_none_interrupted(tmp_path):
+    out = tmp_path / "f2"
+    argv = ["figure2", "--order", "3", "--dim", "4", "--n-values", "20", "--inits", "0.1",
+            "--trials", "2", "--stop-mse", "1e-4", "--no-progress", "--out", str(out)]
+    # the second flow's first chunk: the baseline and the first flow are finished
+    first = flowsim(tmp_path, "2:1", *argv)
+    assert first.returncode == 130, first.stderr
+    results = out / "figure2_order3_results.jsonl"
+    last = first.stderr.strip().splitlines()[-1]
+    assert last.startswith("flowsim figure2: interrupted; ") and str(results) in last
+    records = [json.loads(line) for line in results.read_text().splitlines()[1:]]
+    assert records and all(r["status"] != "interrupted" for r in records)
+    assert len(records) < 3  # the interrupted run is not among them
+
+
+def test_ctrl_c_during_gradient_descent_raises_with_the_run_so_far(monkeypatch):
+    """Gradient descent (Figure 1, verify, Figure 2's "gd") used to return an
+    "interrupted" result that callers recorded like a finished one; it raises now."""
+    import jax.numpy as jnp
+
+    import flowsim.descent as descent
+    from flowsim.runtime import Interrupted
+
+    real, calls = descent._advance, []
+
+    def advance(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # what Ctrl-C raises between two chunks
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(descent, "_advance", advance)
+    loss = lambda p: 0.5 * jnp.sum((p - 1.0) ** 2)  # noqa: E731
+    try:
+        fs.descend(loss, jnp.zeros(3), lr=1e-3, stop_loss=1e-30, max_iterations=10**7,
+                   progress=False)
+    except Interrupted as exc:
+        assert exc.partial.status == "interrupted" and len(exc.partial.loss) >= 2
+    else:
+        raise AssertionError("no Interrupted raised")

@@ -72,7 +72,7 @@ from ..initialization import cp_gaussian_init
 from ..integration import SOLVERS, gradient_flow
 from ..parameterization import CPFactorization, max_cp_rank
 from ..problem import check_distinct, check_integer, check_real
-from ..runtime import check_fits
+from ..runtime import Interrupted, check_fits
 from ..tensor.descent import cp_gradient_descent, mse_to_loss
 from ..tensor.rank import cp_rank, reference_atol
 from ..tensor.truth import CompletionDataset, cp_dataset, linear_baseline
@@ -342,14 +342,19 @@ def run_grid(config: Figure2Config, path, progress: bool = True) -> list[dict]:
     data = dataset(config)
     bar = tqdm(todo, desc=f"figure2 order {config.order}", unit="run", disable=not progress)
     with path.open("a") as f:
-        for key in bar:
-            bar.set_postfix_str(f"{key[0]} n={key[1]}" + (f" std={key[2]:g} trial={key[3]}"
-                                                          if key[0] == "tf" else ""))
-            record = run_one(config, data, key)
-            f.write(dumps_json(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-            done.append(record)
+        try:
+            for key in bar:
+                bar.set_postfix_str(f"{key[0]} n={key[1]}" + (f" std={key[2]:g} trial={key[3]}"
+                                                              if key[0] == "tf" else ""))
+                record = run_one(config, data, key)
+                f.write(dumps_json(record) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+                done.append(record)
+        except KeyboardInterrupt as exc:
+            # the run in progress is not recorded: it runs again on the rerun
+            raise Interrupted(f"{len(done)} finished runs are saved in {path}; rerun the "
+                              "same command to resume") from exc
     return done
 
 
