@@ -59,43 +59,11 @@ def zip_bomb(path, gigabytes=3):
     path.write_bytes(local + data + central + end)
 
 
-def written_then_edited(path, edit):
-    """A trajectory file as flowsim writes it today (with its digest), then edited by
-    hand: an array entry, or the metadata, changed; the digest kept."""
-    from flowsim import files
-
-    with np.load(DATA / "checkpoint_9f440fa.npz", allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
-    meta = json.loads(str(arrays.pop("metadata")))
-    files.write_npz(path, arrays, meta)
-    with np.load(path, allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
-    edit(arrays)
-    np.savez(path, **arrays)
-
-
-def loss_edited(path):
-    def edit(arrays):
-        arrays["loss"] = arrays["loss"].copy()
-        arrays["loss"][-1] = 1e-30
-    written_then_edited(path, edit)
-
-
-def model_changed(path):
-    def edit(arrays):
-        meta = json.loads(str(arrays["metadata"]))
-        meta["config"]["model"] = {"kind": "CPFactorization", "shape": [2, 2], "rank": 3}
-        arrays["metadata"] = np.array(json.dumps(meta))
-    written_then_edited(path, edit)
-
-
 #: ``(name, make the file, reader, fragment of the refusal)``
 ROWS = [
     ("n_factors 1e9", huge_n_factors, "trajectory", "n_factors is 1000000000"),
     ("n_carry 1e9", huge_n_carry, "checkpoint", "n_carry is 1000000000"),
     ("zip bomb", zip_bomb, "trajectory", "refused before unpacking"),
-    ("loss[-1] edited to 1e-30", loss_edited, "checkpoint", "do not match the digest"),
-    ("model changed to CP", model_changed, "checkpoint", "do not match the digest"),
 ]
 
 READ = textwrap.dedent("""
@@ -160,3 +128,49 @@ def test_written_metadata_is_standard_json_and_reads_back_infinities(tmp_path):
     meta = json.loads(text, parse_constant=refuse)  # standard JSON only
     assert meta["config"]["t_max"] == {"$float": "inf"}
     assert fs.Trajectory.load(path).config["t_max"] == float("inf")
+
+
+# -- a finished checkpoint edited by hand is refused, never served ----------------------
+
+def flow(checkpoint):
+    import flowsim as fs
+
+    model = fs.DeepMatrixFactorization((2, 2), 3)
+    params = fs.balanced_init(model, seed=0, scale=1e-2, det_sign=+1)
+    return fs.gradient_flow(fs.paper_problem(), model, params, stop_loss=1e-3,
+                            checkpoint=checkpoint, progress=False)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    path = tmp_path_factory.mktemp("finished") / "run.npz"
+    return path, flow(path)
+
+
+def edit_loss(arrays):
+    arrays["loss"] = arrays["loss"].copy()
+    arrays["loss"][-1] = 1e-30
+
+
+def edit_model(arrays):
+    meta = json.loads(str(arrays["metadata"]))
+    meta["config"]["model"] = {"kind": "CPFactorization", "shape": [2, 2], "rank": 3}
+    arrays["metadata"] = np.array(json.dumps(meta))
+
+
+@pytest.mark.parametrize("edit", [edit_loss, edit_model], ids=["loss[-1] = 1e-30",
+                                                               "model changed to CP"])
+def test_an_edited_finished_checkpoint_is_refused_not_served(finished, edit, tmp_path):
+    from flowsim.files import FileFormatError
+
+    source, traj = finished
+    assert traj.status == "stop_loss"
+    path = tmp_path / "run.npz"
+    with np.load(source, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    edit(arrays)  # by hand: the digest entry is kept as it was
+    np.savez(path, **arrays)
+    with pytest.raises(FileFormatError) as info:
+        flow(path)
+    assert str(info.value).startswith(str(path))
+    assert "do not match the digest" in str(info.value)
