@@ -16,7 +16,8 @@ cd "$(dirname "$0")/.."
 
 ROOT=$PWD
 PY=$ROOT/.venv/bin/python
-WHEEL_VENV=/tmp/flowsim-wheel-venv
+# a folder of its own: two CI runs on one machine must not share (and delete) one venv
+WHEEL_VENV=${FLOWSIM_WHEEL_VENV:-$(mktemp -d -t flowsim-wheel-XXXXXX)/venv}
 DIST=$ROOT/dist
 
 STAGE="setup"

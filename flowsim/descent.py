@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from .dynamics import Coordinates, FactorCoordinates
 from .parameterization import DeepMatrixFactorization, Factorization, Params
 from .problem import EntryCompletion, MatrixCompletion, check_problem_and_model, check_real
+from .runtime import Interrupted
 from .statuses import DESCENT_STATUSES as DESCENT_STATUSES  # the statuses descend ends with
 from .trajectory import Trajectory, trajectory_from_states
 
@@ -53,7 +54,8 @@ class DescentResult:
       the run's dtype).
     - `loss`: loss at each saved point, ``(n,)`` float64 (computed in the run's dtype).
     - `step_size`: the step ``eta_{k-1}`` that led to each saved iterate (NaN at ``k = 0``).
-    - `status`: ``"stop_loss"``, ``"max_iterations"``, ``"nonfinite"`` or ``"interrupted"``.
+    - `status`: ``"stop_loss"``, ``"max_iterations"`` or ``"nonfinite"``; ``"interrupted"``
+      only in the result that :class:`~flowsim.runtime.Interrupted` carries (Ctrl-C raises).
     - `message`: why the run ended, in words.
     - `stats`: ``iterations`` (steps taken), ``wall_s``, ``chunks`` (host round trips).
     """
@@ -258,6 +260,7 @@ def descend(loss_fn, params0, *, lr: float, args: tuple = (), step_rule: str = "
     bar = tqdm(total=bar_total, unit="dec" if by_loss else "it", delay=0.0 if progress else 2.0,
                disable=progress is False, desc=f"descent {step_rule} lr={lr:g}", leave=False)
     chunks = 0
+    interrupt = False
     try:
         while True:
             k, loss = saved[-1]["k"], saved[-1]["loss"]
@@ -291,15 +294,20 @@ def descend(loss_fn, params0, *, lr: float, args: tuple = (), step_rule: str = "
             bar.update(0)
     except KeyboardInterrupt:
         status, message = "interrupted", "interrupted by the user (KeyboardInterrupt)"
+        interrupt = True
     finally:
         bar.close()
     column = lambda key, dt: np.array([s[key] for s in saved], dtype=dt)  # noqa: E731
-    return DescentResult(
+    result = DescentResult(
         steps=column("k", np.int64), time=column("t", np.float64),
         params=jax.tree_util.tree_map(lambda *xs: np.stack(xs), *[s["params"] for s in saved]),
         loss=column("loss", np.float64), step_size=column("eta", np.float64), status=status,
         message=message, stats={"iterations": saved[-1]["k"], "chunks": chunks,
                                 "wall_s": time.perf_counter() - start})
+    if interrupt:
+        # what was computed goes with the interrupt; nothing records it as a finished run
+        raise Interrupted("nothing was saved (gradient descent keeps no file)", result)
+    return result
 
 
 def _host(carry) -> dict:
@@ -346,7 +354,8 @@ def gradient_descent(problem: MatrixCompletion, model: DeepMatrixFactorization, 
 
     **Returns:** a :class:`~flowsim.trajectory.Trajectory` with ``steps`` = iteration ``k``
     and ``t = k * lr`` (for ``step_rule="adaptive"``, ``t`` = the sum of the steps taken);
-    status ``"stop_loss"``, ``"max_iterations"``, ``"nonfinite"`` or ``"interrupted"``.
+    status ``"stop_loss"``, ``"max_iterations"`` or ``"nonfinite"`` (Ctrl-C raises
+    :class:`~flowsim.runtime.Interrupted`, carrying the run so far).
     Observables (``loss`` included) are evaluated in float64 from the saved iterates; the
     stopping rule used the run's own loss, so in float32 the last saved loss can differ
     from `stop_loss`'s side by the float32 rounding of the loss.

@@ -12,17 +12,21 @@ and what is wrong. Nothing is unpickled, and an array's size is checked against 
 bytes the archive holds for it before it is read. Arrays a table does not name are kept
 and are not an error (newer files may carry more).
 
-Writes go to a temporary name and are renamed into place (``os.replace``), so a crash
-never leaves half a file.
+Every write goes through :func:`replace_atomically` (the one atomic writer of the
+package, the program cache's too): a unique temporary beside the file, flushed and
+synced, renamed into place; a crash, a kill or a full disk never leaves half a file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import hashlib
 import io
 import json
 import math
 import os
+import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -235,6 +239,9 @@ def check_file(path) -> Path:
         raise FileFormatError(path, "is a directory, not a file")
     if not path.exists():
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+    if not path.is_file():
+        # a fifo or a device: reading it would block or never end
+        raise FileFormatError(path, "is not a regular file (a fifo, a socket or a device)")
     return path
 
 
@@ -247,6 +254,9 @@ def check_output(path, option: str, directory: bool = False) -> Path:
         raise ValueError(f"{option} {path} is a file; it must be a directory (or not exist)")
     if not directory and path.is_dir():
         raise ValueError(f"{option} {path} is a directory; it must be a file")
+    if not directory and path.exists() and not path.is_file():
+        raise ValueError(f"{option} {path} is not a regular file (a fifo, a socket or a "
+                         "device); it must be a file or not exist")
     parent = path if directory else path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -282,28 +292,155 @@ def json_default(obj):
     raise TypeError(f"cannot store {type(obj).__name__} in file metadata")
 
 
-def replace_atomically(path: Path, write: Callable) -> Path:
-    """Call ``write(file object)`` on a temporary file beside ``path``, then rename it
-    to ``path``: a crash never leaves half a file."""
+#: how a non-finite number is written in flowsim's JSON: ``{"$float": "inf"}`` (also
+#: ``"-inf"``, ``"nan"``). JSON has no infinity; Python's ``Infinity`` token is not JSON
+#: and other readers refuse it. Files written before this read as they are.
+NONFINITE = "$float"
+
+
+def strict_json(obj):
+    """``obj`` with every non-finite float as ``{"$float": "inf"}`` (:data:`NONFINITE`),
+    NumPy scalars and arrays as Python numbers and lists."""
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return strict_json(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return {NONFINITE: "nan" if math.isnan(obj) else "inf" if obj > 0 else "-inf"}
+    return obj
+
+
+def dumps_json(obj, **kwargs) -> str:
+    """``obj`` as standard JSON (no ``Infinity`` or ``NaN`` tokens: :func:`strict_json`)."""
+    return json.dumps(strict_json(obj), default=json_default, allow_nan=False, **kwargs)
+
+
+def _nonfinite(obj: dict):
+    if len(obj) == 1 and obj.get(NONFINITE) in ("inf", "-inf", "nan"):
+        return float(obj[NONFINITE])
+    return obj
+
+
+def loads_json(text: str):
+    """``json.loads`` that reads :data:`NONFINITE` entries back as floats."""
+    return json.loads(text, object_hook=_nonfinite)
+
+
+def replace_atomically(path, write: Callable) -> Path:
+    """Call ``write(file object)`` on a new temporary file beside ``path``, then rename it
+    to ``path``: readers see the old file or the whole new one, never a part.
+
+    The temporary has a unique name (``.<name>.<random>.tmp``, created with ``O_EXCL``:
+    a symlink or file planted there is never followed or truncated, and two writers of
+    one path never share it). Its bytes are flushed and ``fsync``-ed before the rename and
+    the folder is ``fsync``-ed after it, so a crash or a power cut leaves the old file or
+    the new one. On any failure (a full disk, a file size limit, an exception in
+    ``write``, an interrupt) the temporary is removed and an ``OSError`` names ``path``.
+    Of two concurrent writers, the last rename wins, whole.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        write(fh)
-    os.replace(tmp, path)
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not path.is_file():
+            # a fifo or a device would block or swallow the data; a folder cannot be replaced
+            raise OSError(errno.EEXIST, "exists and is not a regular file", str(path))
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _naming(exc, path) from exc
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # what open() would have given the file
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _naming(exc, path) from exc
+        raise
+    _fsync_folder(folder)
     return path
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` as an ``OSError`` whose file is ``path`` (the message names it)."""
+    if exc.filename is not None and Path(exc.filename) == path:
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (where the platform allows opening a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+#: the archive member holding the SHA-256 of the others (:func:`archive_digest`)
+DIGEST = "digest"
+
+
+def archive_digest(arrays: dict) -> str:
+    """SHA-256 of an archive's arrays (the metadata string included; :data:`DIGEST`
+    itself not): each one's name, dtype, shape and bytes, in name order. A file whose
+    arrays or metadata were edited or damaged after it was written no longer matches
+    its recorded digest (it guards against accidents and hand edits; whoever rewrites
+    the digest too writes a file that is then checked like any other)."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        if name == DIGEST:
+            continue
+        a = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
 
 
 def write_npz(path, arrays: dict, meta: dict) -> Path:
     """Write ``arrays`` plus ``meta`` as one JSON ``metadata`` string to ``path`` (no
-    pickle), atomically (:func:`replace_atomically`)."""
-    arrays = {**arrays, "metadata": np.array(json.dumps(meta, default=json_default))}
+    pickle), with their :func:`archive_digest`, atomically (:func:`replace_atomically`)."""
+    arrays = {**arrays, "metadata": np.array(dumps_json(meta))}
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    arrays[DIGEST] = np.array(archive_digest(arrays))
     return replace_atomically(path, lambda fh: np.savez(fh, **arrays))
+
+
+def save_figure_file(fig, path, **kwargs) -> Path:
+    """``fig.savefig`` into ``path`` through :func:`replace_atomically` (the format from
+    the suffix): a figure is whole or absent, like every other file."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".") or "png"
+    return replace_atomically(path, lambda fh: fig.savefig(fh, format=fmt, **kwargs))
+
+
+def write_text(path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path``, atomically."""
+    return replace_atomically(path, lambda fh: fh.write(text.encode()))
 
 
 def write_json(path, obj, indent: int | None = 1) -> Path:
     """Write ``obj`` as JSON to ``path``, atomically."""
-    text = json.dumps(obj, indent=indent, default=json_default)
+    text = dumps_json(obj, indent=indent)
     return replace_atomically(path, lambda fh: fh.write(text.encode()))
 
 
@@ -341,7 +478,11 @@ def read_archive(path) -> dict:
         raise FileFormatError(path, what)
     try:
         with zipfile.ZipFile(path) as zf:
-            members = {info.filename: zf.read(info) for info in zf.infolist()}
+            infos = zf.infolist()
+            check_unpacked_size(path, infos)
+            members = {info.filename: zf.read(info) for info in infos}
+    except FileFormatError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure to read the zip is a bad file
         raise FileFormatError(path, f"is not a readable .npz archive, truncated or corrupted "
                                     f"({type(exc).__name__}: {exc})") from exc
@@ -356,10 +497,33 @@ def read_archive(path) -> dict:
     return arrays
 
 
+#: how much larger than its file an archive may unpack to: flowsim writes its archives
+#: uncompressed (ratio 1), so a larger ratio is a compressed file from elsewhere; a zip
+#: bomb (a small file that unpacks to gigabytes) is refused before anything is unpacked
+MAX_UNPACK_RATIO = 64
+#: what any archive may unpack to regardless of its size
+MIN_UNPACK_BYTES = 64 << 20
+
+
+def check_unpacked_size(path: Path, infos) -> None:
+    """:class:`FileFormatError` unless the sizes the members of an archive declare sum to
+    at most :data:`MAX_UNPACK_RATIO` times the file's size (or :data:`MIN_UNPACK_BYTES`).
+    ``zipfile`` never unpacks more than a member declares, so this bounds the memory a
+    read takes."""
+    size = path.stat().st_size
+    declared = sum(info.file_size for info in infos)
+    limit = max(MAX_UNPACK_RATIO * size, MIN_UNPACK_BYTES)
+    if declared > limit:
+        raise FileFormatError(path, f"declares {declared} bytes of arrays in a file of "
+                                    f"{size} bytes (more than {MAX_UNPACK_RATIO} times its "
+                                    f"size: compressed far beyond what flowsim writes; "
+                                    f"refused before unpacking)")
+
+
 def parse_json(text: str, where: str):
     """``json.loads(text)`` (``ValueError`` naming ``where`` when it is not JSON)."""
     try:
-        return json.loads(text)
+        return loads_json(text)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"{where} is not valid JSON ({exc})") from exc
 
@@ -374,6 +538,13 @@ def read_npz(path, fmt: Format, check: Callable[[dict, dict, dict], None] | None
     arrays = read_archive(path)
 
     def parse():
+        if DIGEST in arrays:  # files written before digests were recorded have none
+            recorded = arrays.pop(DIGEST)
+            if recorded.dtype.kind != "U" or recorded.ndim != 0:
+                raise ValueError(f"its {DIGEST!r} entry must be one string")
+            if str(recorded) != archive_digest(arrays):
+                raise ValueError("its arrays or metadata do not match the digest recorded "
+                                 "when it was written (edited or damaged after writing)")
         if "metadata" not in arrays:
             raise ValueError("has no 'metadata' entry: not a file flowsim wrote")
         raw = arrays.pop("metadata")
@@ -437,7 +608,7 @@ def read_jsonl(path, fmt: Format) -> tuple[dict, list[tuple[int, dict]], bool]:
         records, cut = [], False
         for number, line in enumerate(lines[1:], start=2):
             try:
-                record = json.loads(line)
+                record = loads_json(line)
             except json.JSONDecodeError:
                 record = whole_tail(line)
                 if record is None and number == len(lines):
@@ -459,7 +630,7 @@ def whole_tail(line: str):
     start = line.find("{", 1)
     while start > 0:
         try:
-            obj = json.loads(line[start:])
+            obj = loads_json(line[start:])
         except json.JSONDecodeError:
             start = line.find("{", start + 1)
             continue

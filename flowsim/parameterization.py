@@ -106,6 +106,9 @@ class Factorization(abc.ABC):
             raw = np.asarray(w)
             if np.iscomplexobj(raw):
                 raise ValueError(f"{label} must be real, got complex entries")
+            if raw.dtype.kind not in "fiu":  # strings, bools, objects: never converted
+                raise ValueError(f"{label} must hold real numbers (float or integer), got "
+                                 f"{raw.dtype} entries")
             try:
                 w = raw.astype(np.float64)
             except (TypeError, ValueError) as exc:

@@ -57,7 +57,13 @@ def check_distinct(name: str, values) -> tuple:
     """``values`` as a tuple, if no value is listed twice (``ValueError`` naming ``name``
     and the repeated values otherwise)."""
     values = tuple(values)
-    twice = sorted({repr(v) for v in values if values.count(v) > 1})
+    try:  # linear time where the values hash (a grid axis of a million values)
+        seen, twice = set(), set()
+        for v in values:
+            (twice if v in seen else seen).add(v)
+        twice = sorted(repr(v) for v in twice)
+    except TypeError:
+        twice = sorted({repr(v) for v in values if values.count(v) > 1})
     if twice:
         raise ValueError(f"{name} lists {', '.join(twice)} more than once")
     return values
@@ -142,7 +148,10 @@ class EntryCompletion:
             raise ValueError(f"values must be an array of real numbers: {exc}") from exc
         if raw.dtype.kind not in "iuf":
             raise ValueError(f"values must be real numbers, got {raw.dtype} entries")
-        values = raw.astype(np.float64).reshape(-1)
+        if raw.ndim != 1:  # a 2-d array is a mistake (a matrix for a list), not a list
+            raise ValueError(f"values must be a 1-d list of numbers, one per index, got an "
+                             f"array of shape {raw.shape}")
+        values = raw.astype(np.float64)
         if values.shape[0] != indices.shape[0]:
             raise ValueError(
                 f"values must have one entry per index: {values.shape[0]} values for "

@@ -10,6 +10,8 @@
   (``jax/`` for XLA's programs, ``programs/`` for the exported pieces); an existing jax
   cache setting of the user is kept for XLA's, and ``FLOWSIM_CACHE_DIR=off`` turns both
   off.
+- What a Ctrl-C does (:class:`Interrupted`): the run in progress is saved where it has a
+  file, nothing unfinished is recorded as finished, and the command exits 130.
 """
 
 from __future__ import annotations
@@ -20,6 +22,45 @@ import os
 from pathlib import Path
 
 import jax
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run, a batch or a sweep stopped by Ctrl-C (``SIGINT``), after saving what it
+    could: a ``KeyboardInterrupt``, so it ends whatever called it, and the command line
+    exits 130 with :attr:`saved` as its last line.
+
+    **Arguments:**
+
+    - `saved`: one line saying what was saved and how to resume, e.g. ``"the run so far
+      is saved in run.npz; rerun the same command to resume it"``.
+    - `partial`: what was computed before the interrupt (the trajectories of the runs in
+      progress, each with status ``"interrupted"``), or ``None``.
+    """
+
+    def __init__(self, saved: str, partial=None):
+        super().__init__(saved)
+        self.saved = saved
+        self.partial = partial
+
+
+def memory_bytes() -> int | None:
+    """This machine's physical memory in bytes (``None`` where the platform does not
+    say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def check_fits(what: str, nbytes: int) -> None:
+    """``ValueError`` before any work when ``nbytes`` (what ``what`` needs at the least)
+    exceeds this machine's memory: a size that cannot fit is refused by name, not found
+    out by a MemoryError or an abort halfway through."""
+    total = memory_bytes()
+    if total is not None and nbytes > total:
+        raise ValueError(f"{what} needs at least {nbytes / 2**30:.3g} GiB of memory, more "
+                         f"than this machine has ({total / 2**30:.3g} GiB)")
+
 
 #: programs that compiled faster than this are not written to the cache (it is about
 #: the few large step loops, not the many small helpers)

@@ -252,6 +252,12 @@ def check_trajectory_parts(data: dict, meta: dict, dims: dict) -> None:
     n_f = meta["n_factors"]
     if n_f is not None and n_f < 0:
         raise ValueError(f"metadata n_factors must be null or an integer >= 0, got {n_f}")
+    held = sum(k.startswith("factor_") for k in data)
+    if n_f is not None and n_f > held:
+        # checked before the layers' names are made: a huge n_factors must not allocate
+        lacks = [f"factor_{l}" for l in range(held + 1) if f"factor_{l}" not in data]
+        raise ValueError(f"metadata n_factors is {n_f} but the file holds {held} factor_* "
+                         f"arrays (it lacks {lacks[0]})")
     layers = [f"factor_{l}" for l in range(n_f or 0)]
     stray = sorted(k for k in data if k.startswith("factor_") and k not in layers)
     if stray:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from flowsim.files import save_figure_file, write_text
+
 from . import norms, theorem1, theorem2
 from .result import jsonable
 from .runner import Outcome
@@ -82,7 +84,7 @@ def _figures(outcome: Outcome, folder: Path) -> list[str]:
         ax.axhline(1.0, color="k", ls=":")
         ax.legend(fontsize=6)
         fig.tight_layout()
-        fig.savefig(folder / "w11_vs_loss.png", dpi=120)
+        save_figure_file(fig, folder / "w11_vs_loss.png", dpi=120)
         plt.close(fig)
         names.append("w11_vs_loss.png")
 
@@ -105,7 +107,7 @@ def _figures(outcome: Outcome, folder: Path) -> list[str]:
         ax.axhline(0.0, color="k", lw=0.8)
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(folder / "margins_vs_loss.png", dpi=120)
+        save_figure_file(fig, folder / "margins_vs_loss.png", dpi=120)
         plt.close(fig)
         names.append("margins_vs_loss.png")
     runs2 = outcome.runs.get("theorem2", [])
@@ -124,7 +126,7 @@ def _figures(outcome: Outcome, folder: Path) -> list[str]:
         ax.invert_xaxis()
         ax.legend(fontsize=5)
         fig.tight_layout()
-        fig.savefig(folder / "theorem2_w11_vs_loss.png", dpi=120)
+        save_figure_file(fig, folder / "theorem2_w11_vs_loss.png", dpi=120)
         plt.close(fig)
         names.append("theorem2_w11_vs_loss.png")
     return names
@@ -139,6 +141,6 @@ def write_report(outcome: Outcome, folder) -> Path:
     plan["coordinates"] = {str(d): c for d, c in outcome.plan.coordinates.items()}
     payload = {"passed": outcome.passed, "plan": plan, "seconds": outcome.seconds,
                "results": [r.to_dict() for r in outcome.results], "figures": figures}
-    (folder / "report.json").write_text(json.dumps(jsonable(payload), indent=1))
-    (folder / "report.md").write_text(_markdown(outcome, figures))
+    write_text(folder / "report.json", json.dumps(jsonable(payload), indent=1))
+    write_text(folder / "report.md", _markdown(outcome, figures))
     return folder

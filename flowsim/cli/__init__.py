@@ -11,7 +11,8 @@ Every expected failure ends the command with one line on stderr,
   nothing was computed, or what was computed is saved;
 - 3: an internal error, a bug in flowsim: the traceback is printed, then a line saying so
   (please report it);
-- 130: interrupted (Ctrl-C); what was saved so far resumes.
+- 130: interrupted (Ctrl-C): one line says what was saved and how to resume; nothing
+  interrupted is recorded as finished.
 
 ``flowsim --traceback COMMAND ...`` prints the traceback of any error.
 """
@@ -67,9 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     prefix = f"flowsim {args.command}"
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print(f"{prefix}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        saved = getattr(exc, "saved", None)
+        print(f"{prefix}: interrupted" + (f"; {saved}" if saved else ""), file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError:
+        # sizes the up-front checks (flowsim.runtime.check_fits) could not foresee
+        print(f"{prefix}: error: out of memory: the sizes asked for do not fit in this "
+              "machine's memory (use smaller ones)", file=sys.stderr)
+        return EXIT_REFUSED
     except (ValueError, TypeError, OSError) as exc:
         # bad input: options, settings, files (FileFormatError is a ValueError; TOML errors
         # come as FileFormatError); OSError: missing, unreadable or unwritable paths

@@ -14,6 +14,7 @@ from ..experiments import named
 from ..files import check_output
 from ..integration import SOLVERS, SolverOptions, gradient_flow
 from ..parameterization import DeepMatrixFactorization
+from ..runtime import check_fits
 
 
 def _det_sign(text: str) -> int | None:
@@ -22,6 +23,13 @@ def _det_sign(text: str) -> int | None:
     except ValueError:
         raise argparse.ArgumentTypeError(f"det sign must be +1, -1 or none, got {text!r}"
                                          ) from None
+
+
+class _Default(int):
+    """The default ``--det-sign`` (+1), told apart from a ``--det-sign`` given."""
+
+
+_DEFAULT_SIGN = _Default(1)
 
 
 def register(sub) -> None:
@@ -39,7 +47,8 @@ def register(sub) -> None:
     p.add_argument("--scale", type=float, default=1e-3,
                    help="product scale (balanced, identity) or per-entry std (gaussian)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--det-sign", type=_det_sign, default=1, help="+1, -1 or none")
+    p.add_argument("--det-sign", type=_det_sign, default=_DEFAULT_SIGN,
+                   help="+1 (default), -1 or none; paper and perturbed problems only")
     # a summary run, unlike the API (no stop loss unless asked): deep enough into Theorem 1's
     # regime for |W11| sqrt(2 loss) to be near 1, a few seconds at the default depth
     p.add_argument("--stop-loss", type=float, default=1e-8)
@@ -69,8 +78,22 @@ def make_params(args, model):
 
 
 def run(args) -> int:
+    args.det_sign_given = args.det_sign is not _DEFAULT_SIGN
     if args.output:
         check_output(args.output, "--output")
+    if args.depth >= 1 and args.problem == "padded" and min(args.dims) >= 1:
+        d, d2 = args.dims
+        m = min(d, d2)  # every factor is at least m x m
+        check_fits(f"--depth {args.depth} with --dims {d} {d2} ({args.depth} factors of "
+                   f"at least {m}x{m}, and the {d}x{d2} product)",
+                   8 * (args.depth * m * m + d * d2))
+    elif args.depth >= 1:
+        check_fits(f"--depth {args.depth} ({args.depth} factors of 2x2)", 32 * args.depth)
+    if (args.det_sign_given and args.det_sign is not None and args.problem == "padded"
+            and args.dims[0] != args.dims[1]):
+        raise ValueError(f"--det-sign {args.det_sign:+d} needs a square W, but --dims "
+                         f"{args.dims[0]} {args.dims[1]} is not square (W has no "
+                         "determinant); pass --det-sign none")
     problem = named.make_problem(args.problem, args.b, args.dims)
     model = DeepMatrixFactorization(problem.shape, args.depth)
     params = make_params(args, model)

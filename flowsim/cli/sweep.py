@@ -33,6 +33,8 @@ def run(args) -> int:
         raise ValueError(f"--workers must be an integer >= 1, got {args.workers}")
     if args.workers is not None and not (args.dask or args.scheduler):
         raise ValueError("--workers needs --dask")
+    if args.scheduler is not None:
+        check_scheduler(args.scheduler)
     config = SweepConfig.from_toml(args.config)
     output = Path(args.output) if args.output else Path(args.config).with_suffix(".npz")
     if output == Path(args.config):
@@ -52,3 +54,13 @@ def run(args) -> int:
           f"results in {output}")
     print(format_summary(results.summary(), varying))
     return 0 if results.done.all() else 1
+
+
+def check_scheduler(address: str) -> None:
+    """``ValueError`` naming ``--scheduler`` unless ``address`` reads as
+    ``[protocol://]host:port`` with a port number."""
+    rest = address.split("://", 1)[-1]
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--scheduler must be an address such as tcp://host:8786 (a host "
+                         f"and a port number from 1 to 65535), got {address!r}")

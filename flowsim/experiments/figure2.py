@@ -27,7 +27,6 @@ grid costs".
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -37,11 +36,21 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..files import Format, Key, check_keys, checked, read_jsonl, replace_atomically
+from ..files import (
+    Format,
+    Key,
+    check_keys,
+    checked,
+    dumps_json,
+    read_jsonl,
+    replace_atomically,
+    save_figure_file,
+)
 from ..initialization import cp_gaussian_init
 from ..integration import SOLVERS, gradient_flow
 from ..parameterization import CPFactorization, max_cp_rank
 from ..problem import check_distinct, check_integer, check_real
+from ..runtime import Interrupted, check_fits
 from ..tensor.descent import cp_gradient_descent, mse_to_loss
 from ..tensor.rank import cp_rank, reference_atol
 from ..tensor.truth import CompletionDataset, cp_dataset, linear_baseline
@@ -101,6 +110,9 @@ class Figure2Config:
                      "max_iterations", "rank_restarts", "rank_max_sweeps"):
             low = {"order": 2, "dataset_seed": 0}.get(name, 1)
             object.__setattr__(self, name, check_integer(name, getattr(self, name), low))
+        # the truth, the mask and the model's product, each dim^order float64 entries
+        check_fits(f"order {self.order} with dim {self.dim} (tensors of {self.dim}^"
+                   f"{self.order} entries)", 3 * 8 * self.dim ** self.order)
         shape = (self.dim,) * self.order
         total = math.prod(shape)
         n_values = self.n_values
@@ -280,7 +292,7 @@ def load_results(path) -> tuple[dict, list[dict]]:
 
 
 def _write_lines(path: Path, lines: list[dict]) -> None:
-    text = "".join(json.dumps(line) + "\n" for line in lines)
+    text = "".join(dumps_json(line) + "\n" for line in lines)
     replace_atomically(path, lambda fh: fh.write(text.encode()))
 
 
@@ -305,14 +317,19 @@ def run_grid(config: Figure2Config, path, progress: bool = True) -> list[dict]:
     data = dataset(config)
     bar = tqdm(todo, desc=f"figure2 order {config.order}", unit="run", disable=not progress)
     with path.open("a") as f:
-        for key in bar:
-            bar.set_postfix_str(f"{key[0]} n={key[1]}" + (f" std={key[2]:g} trial={key[3]}"
-                                                          if key[0] == "tf" else ""))
-            record = run_one(config, data, key)
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-            done.append(record)
+        try:
+            for key in bar:
+                bar.set_postfix_str(f"{key[0]} n={key[1]}" + (f" std={key[2]:g} trial={key[3]}"
+                                                              if key[0] == "tf" else ""))
+                record = run_one(config, data, key)
+                f.write(dumps_json(record) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+                done.append(record)
+        except KeyboardInterrupt as exc:
+            # the run in progress is not recorded: it runs again on the rerun
+            raise Interrupted(f"{len(done)} finished runs are saved in {path}; rerun the "
+                              "same command to resume") from exc
     return done
 
 
@@ -386,5 +403,5 @@ def plot(config: Figure2Config, records: list[dict], path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    save_figure_file(fig, path, dpi=120)
     return path

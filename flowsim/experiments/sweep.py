@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from ..files import (
 from ..integration import SolverOptions, gradient_flow
 from ..parameterization import DeepMatrixFactorization
 from ..problem import MatrixCompletion, check_distinct, check_integer, check_real
+from ..runtime import Interrupted, check_fits
 from ..trajectory import FAILURE_STATUSES, SUCCESS_STATUSES, versions
 from . import named
 
@@ -123,15 +125,26 @@ class SweepConfig:
         settings = {**SWEEP_SETTINGS, **self.settings}
         if settings["problem"] not in PROBLEMS:
             raise ValueError(f"problem must be one of {PROBLEMS}, got {settings['problem']!r}")
-        for key, low in (("d", 2), ("d2", 2), ("repetitions", 1), ("batch_size", 1),
-                         ("seed", 0)):
+        for key, low in (("d", 2), ("d2", 2), ("repetitions", 1), ("batch_size", 1)):
             settings[key] = check_integer(key, settings[key], minimum=low)
+        # the seeds seed .. seed + repetitions - 1 are stored as int64 in the results file
+        settings["seed"] = check_integer("seed", settings["seed"], minimum=0,
+                                         maximum=2**63 - settings["repetitions"])
         if not isinstance(self.solver, SolverOptions):
             raise TypeError(f"solver must be a SolverOptions, got {type(self.solver).__name__}")
         for point in itertools.product(grid["solver"], grid["rtol"], grid["atol"]):
             self.solver.replace(**dict(zip(("solver", "rtol", "atol"), point)))
         object.__setattr__(self, "grid", grid)
         object.__setattr__(self, "settings", settings)
+        # the shape from the settings: building a huge problem is what must not happen
+        d, d2 = ((settings["d"], settings["d2"]) if settings["problem"] == "padded"
+                 else (2, 2))
+        check_fits(f"repetitions {settings['repetitions']} x {math.prod(map(len, grid.values()))}"
+                   f" grid points of {d}x{d2} products (the results' columns)",
+                   self.n_tasks * (16 * d * d2 + 100))
+        m = min(d, d2)
+        check_fits(f"depth {max(grid['depth'])} at {d}x{d2} (one run's factors)",
+                   8 * (max(grid["depth"]) * m * m + d * d2))
 
     @staticmethod
     def _check_option(key, value):
@@ -202,12 +215,21 @@ class SweepConfig:
 
     @property
     def n_tasks(self) -> int:
-        return len(self.points) * self.settings["repetitions"]
+        return math.prod(len(v) for v in self.grid.values()) * self.settings["repetitions"]
+
+    def point(self, index: int) -> dict:
+        """Grid point ``index`` (``points[index]``, found without listing the grid: a
+        large grid's tasks are set up in linear time)."""
+        values, rest = {}, index
+        for key in reversed(list(self.grid)):  # itertools.product: the last axis fastest
+            rest, i = divmod(rest, len(self.grid[key]))
+            values[key] = self.grid[key][i]
+        return {key: values[key] for key in self.grid}
 
     def task(self, index: int) -> dict:
         """Options of task ``index`` (point ``index // repetitions``) plus its ``seed``."""
         point, rep = divmod(index, self.settings["repetitions"])
-        return {**self.points[point], "seed": self.settings["seed"] + rep, "point": point}
+        return {**self.point(point), "seed": self.settings["seed"] + rep, "point": point}
 
     def batches(self) -> list[tuple[int, ...]]:
         """Task ids in batches of at most ``batch_size`` that share one compiled solve."""
@@ -416,6 +438,9 @@ def check_results_parts(data: dict, meta: dict, dims: dict) -> None:
         raise ValueError("a row marked done has a non-finite 't_final'")
 
 
+#: a results file this large (bytes) is worth a warning: it is rewritten after every batch
+LARGE_RESULTS = 100 << 20
+
 BatchRunner = Callable[[dict, list[tuple[int, ...]]], Iterator[tuple[tuple[int, ...], dict]]]
 
 
@@ -451,6 +476,12 @@ def run_sweep(config: SweepConfig, output, *, runner: BatchRunner = run_locally,
     config.check_runs()
     results = open_results(config, output)
     todo = [ids for ids in config.batches() if not results.done[list(ids)].all()]
+    size = sum(a.nbytes for a in results.columns.values())
+    if size > LARGE_RESULTS and len(todo) > 1:
+        warnings.warn(f"the results file {output} holds {config.n_tasks} runs "
+                      f"({size / 2**20:.0f} MiB) and is rewritten after each of its "
+                      f"{len(todo)} batches; a larger batch_size writes it less often",
+                      stacklevel=2)
     bar = tqdm(total=config.n_tasks, initial=int(results.done.sum()), unit="run",
                disable=progress is False, delay=0.0 if progress else 2.0, desc="sweep")
     try:
@@ -458,6 +489,13 @@ def run_sweep(config: SweepConfig, output, *, runner: BatchRunner = run_locally,
             results.record(ids, rows)
             results.save(output)
             bar.update(len(ids))
+    except KeyboardInterrupt as exc:
+        # the batch in progress is not recorded: its rows stay not done and run again
+        bar.close()
+        results.save(output)
+        raise Interrupted(f"{int(results.done.sum())}/{config.n_tasks} runs done are saved "
+                          f"in {output}; rerun the same command to resume (the "
+                          "interrupted batch runs again)") from exc
     finally:
         bar.close()
     if not Path(output).exists():

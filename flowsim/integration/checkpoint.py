@@ -49,10 +49,8 @@ def save(path: Path, traj: Trajectory, carry, info: dict) -> Path:
     for i, leaf in enumerate(leaves):
         arrays[f"carry_{i}"] = np.asarray(leaf)
     meta["checkpoint"] = {**info, "n_carry": len(leaves)}
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
-    return write_npz(path, arrays, meta)
+    # exactly the path asked for: it is the path the next run reads to resume
+    return write_npz(Path(path), arrays, meta)
 
 
 def load(path: Path) -> tuple[Trajectory, list[np.ndarray] | None, dict | None]:
@@ -84,6 +82,10 @@ def check_checkpoint_parts(data: dict, meta: dict, dims: dict) -> None:
     if not 0 <= info["n_carry"] or not 0 <= info["n_keep"] <= dims["n"]:
         raise ValueError(f"metadata['checkpoint'] needs n_carry >= 0 and 0 <= n_keep <= "
                          f"{dims['n']} (the points), got {info['n_carry']}, {info['n_keep']}")
+    held = sum(k.startswith("carry_") for k in data)
+    if info["n_carry"] > held:  # before the names are made: a huge n_carry must not allocate
+        raise ValueError(f"metadata['checkpoint'] n_carry is {info['n_carry']} but the file "
+                         f"holds {held} carry_* arrays")
     check_arrays(data, [ArraySpec(f"carry_{i}", "fiub", ("...",))
                         for i in range(info["n_carry"])])
 

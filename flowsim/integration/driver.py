@@ -25,6 +25,7 @@ import numpy as np
 
 from ..dynamics import AUTO, Coordinates
 from ..parameterization import Factorization
+from ..runtime import Interrupted
 from ..trajectory import Trajectory, trajectory_from_states
 from . import checkpoint as checkpoints
 from . import guards, loop, verdicts
@@ -196,10 +197,14 @@ class Solve:
                     self.checkpoint_now(running[0], engine,
                                         time.perf_counter() - start_wall)
         except KeyboardInterrupt:
+            # keep what was computed (status "interrupted", never a finished status) and
+            # let the interrupt go on: the caller saves it and stops, nothing records an
+            # unfinished run as done
             for run in running + list(queue) + crossed:
                 if run.trajectory is None:
                     self.finish(run, engine, "interrupted",
                                 "interrupted by the user (KeyboardInterrupt)")
+            raise
         finally:
             bar.close()
         return engine
@@ -279,6 +284,18 @@ def gradient_flow(problem, model: Factorization, params, *, coordinates: str = A
     return out if plan.batch else out[0]
 
 
+def interrupted(runs: list[Run], checkpoint: Path | None) -> Interrupted:
+    """Save the interrupted run where it has a checkpoint; the :class:`Interrupted` that
+    says so and carries the runs' trajectories so far."""
+    partial = [r.trajectory for r in runs]
+    run = runs[0]
+    if checkpoint is None or run.trajectory is None or run.carry is None:
+        return Interrupted("nothing was saved (no checkpoint file)", partial)
+    checkpoints.save(checkpoint, run.trajectory, run.carry, run.resume)
+    return Interrupted(f"the run so far is saved in {checkpoint}; rerun the same command "
+                       "to resume it", partial)
+
+
 def solve_group(group: Group, plan, progress) -> list[Run]:
     """Integrate one group of a planned call (its checkpoint read, resumed and written);
     its runs, each holding its Trajectory."""
@@ -295,7 +312,10 @@ def solve_group(group: Group, plan, progress) -> list[Run]:
         checkpoints.restore(path, plan.stored, runs[0])
     wall0 = runs[0].stats.pop("wall_s", 0.0) if not plan.batch else 0.0
     start = time.perf_counter()
-    solve.run(runs)
+    try:
+        solve.run(runs)
+    except KeyboardInterrupt as exc:
+        raise interrupted(runs, path) from exc
     for run in runs:
         run.trajectory.stats["wall_s"] = wall0 + time.perf_counter() - start
     if path is not None:

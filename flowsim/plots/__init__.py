@@ -14,6 +14,8 @@ import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.colors import Normalize
 
+from ..files import save_figure_file
+
 FORMATS = ("png", "pdf")
 
 
@@ -50,7 +52,7 @@ def save_figure(fig, out_dir, stem: str, formats=FORMATS) -> list[Path]:
     paths = []
     for fmt in formats:
         path = out_dir / f"{stem}.{fmt}"
-        fig.savefig(path, dpi=150, bbox_inches="tight")
+        save_figure_file(fig, path, dpi=150, bbox_inches="tight")
         paths.append(path)
     return paths
 
