@@ -182,17 +182,18 @@ def _svt_partial(y: np.ndarray, tau: float, k: int) -> tuple[np.ndarray, int]:
 
 def nuclear_norm_admm(problem: MatrixCompletion, delta: float = 0.0, *, tol: float = 1e-7,
                       max_iter: int = 20_000, rho: float | None = None,
-                      partial_svd: bool | None = None) -> NormMinimizer:
+                      partial_svd: bool | None = None, adapt: int = 200) -> NormMinimizer:
     """``argmin ||W||_*`` subject to the observations (exact, or within ``delta``
     entrywise) by ADMM: ``min ||X||_* + [Z feasible]`` subject to ``X = Z``.
 
     Each iteration: ``X = SVT_{1/rho}(Z - U)`` (singular value thresholding), ``Z`` = the
     projection of ``X + U`` onto the feasible set (observed entries set to, or clipped into
-    ``[b - delta, b + delta]``), ``U += X - Z``; ``rho`` is rebalanced when one residual is
-    10x the other (Boyd et al. 2011, section 3.4.1). Stops when the primal residual
-    ``||X - Z||_F`` and the dual residual ``rho ||Z - Z_prev||_F`` are both below ``tol``
-    times ``sqrt(d d2)`` plus ``tol`` times the size of the iterates. The answer is
-    ``Z``: feasible to rounding at every step.
+    ``[b - delta, b + delta]``), ``U += X - Z``; during the first ``adapt`` iterations
+    ``rho`` is rebalanced when one residual is 10x the other (Boyd et al. 2011, section
+    3.4.1), then held fixed (convergence is proved for a fixed ``rho``). Stops when the
+    primal residual ``||X - Z||_F`` and the dual residual ``rho ||Z - Z_prev||_F`` are
+    both below ``tol`` times ``sqrt(d d2)`` plus ``tol`` times the size of the iterates.
+    The answer is ``Z``: feasible to rounding at every step.
 
     **Arguments:**
 
@@ -203,11 +204,13 @@ def nuclear_norm_admm(problem: MatrixCompletion, delta: float = 0.0, *, tol: flo
     - `rho`: starting penalty (default ``1 / sigma_max(observed matrix) * 10``).
     - `partial_svd`: threshold from the top singular triplets only (Lanczos, the number
       needed found by doubling): default for ``min(d, d2) > 200``.
+    - `adapt`: iterations during which ``rho`` is rebalanced.
     """
     problem = _check_problem(problem)
     delta = _check_delta(delta)
     tol = check_real("tol", tol, minimum=0, strict=True)
     max_iter = check_integer("max_iter", max_iter, minimum=1)
+    adapt = check_integer("adapt", adapt, minimum=0)
     d, d2 = problem.shape
     if partial_svd is None:
         partial_svd = min(d, d2) > 200
@@ -241,6 +244,8 @@ def nuclear_norm_admm(problem: MatrixCompletion, delta: float = 0.0, *, tol: flo
                 and dual <= tol * (scale + rho * float(np.linalg.norm(u)))):
             status = "converged"
             break
+        if it > adapt:  # a fixed rho from here on: ADMM's convergence needs it
+            continue
         if primal > 10 * dual:
             rho *= 2.0
             u /= 2.0
