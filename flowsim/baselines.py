@@ -107,7 +107,7 @@ def _nuclear(w: np.ndarray) -> float:
 
 
 def min_nuclear_norm(problem: MatrixCompletion, delta: float = 0.0, *, solver: str = "SCS",
-                     eps: float = 1e-9, max_iters: int = 200_000,
+                     eps: float = 1e-8, max_iters: int = 20_000,
                      verbose: bool = False) -> NormMinimizer:
     """``argmin ||W||_*`` over the ``W`` that match the observations exactly (``delta =
     0``) or within ``delta`` entrywise, by cvxpy.
@@ -119,7 +119,9 @@ def min_nuclear_norm(problem: MatrixCompletion, delta: float = 0.0, *, solver: s
     - `solver`: ``"SCS"`` (default; first order, the one that fits 100 x 100 in seconds)
       or ``"CLARABEL"`` (interior point; exact to ~1e-9 but far slower at that size).
     - `eps`: SCS's relative and absolute tolerance (ignored by Clarabel).
-    - `max_iters`: SCS's iteration budget.
+    - `max_iters`: SCS's iteration budget. Near the number of observations where the
+      minimizer starts to recover the truth SCS converges slowly (thousands of
+      iterations); a run that ends on the budget has status ``"optimal_inaccurate"``.
 
     Raises :class:`MissingExtraError` when cvxpy is missing, ``ValueError`` when the
     solver reports no solution (infeasible, unbounded, or out of iterations with nothing

@@ -36,7 +36,14 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..baselines import require_cvxpy
-    from ..experiments.norms import NormsConfig, format_table, plot, run_grid, summarize
+    from ..experiments.norms import (
+        NormsConfig,
+        format_table,
+        plot,
+        run_grid,
+        run_name,
+        summarize,
+    )
     from ..files import check_output
 
     check_output(args.out, "--out", directory=True)
@@ -50,8 +57,9 @@ def run(args) -> int:
     rows = summarize(records)
     print(format_table(rows))
     paths = plot(config, records, args.out)
-    failed = [r for r in records if r["status"] not in ("stop_loss", "optimal", "converged",
-                                                         "optimal_inaccurate")]
+    failed = [r for r in records if r["status"] not in ("stop_loss", "optimal", "converged")]
     print(f"figure: {', '.join(str(p) for p in paths)}\nruns: {len(records)}, not at their "
           f"stop: {len(failed)}")
+    for r in failed:
+        print(f"  {run_name((r['kind'], r['n'], r['seed'], r['depth']))}: {r['status']}")
     return 1 if failed else 0
