@@ -91,6 +91,12 @@ def test_admm_out_of_iterations_says_so(small):
     assert fit.max_violation <= 1e-12  # still feasible
 
 
+def test_scs_out_of_iterations_says_so(small):
+    with pytest.warns(UserWarning):
+        fit = fs.min_nuclear_norm(small[0], max_iters=5)
+    assert fit.status == "optimal_inaccurate" and fit.iterations == 5
+
+
 def test_min_frobenius_is_the_least_squares_minimum_norm(small):
     problem, _ = small
     d, d2 = problem.shape
