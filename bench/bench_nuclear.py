@@ -13,6 +13,8 @@ import resource
 import time
 import tracemalloc
 
+from scipy.sparse.linalg import svds
+
 import flowsim as fs
 
 
@@ -23,17 +25,26 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200_000, help="observed entries")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tol", type=float, default=1e-7)
+    ap.add_argument("--max-iter", type=int, default=20_000)
+    ap.add_argument("--rho-scale", type=float, default=None,
+                    help="start ADMM at rho = this / sigma_max(observed); default: flowsim's")
     ap.add_argument("--cvxpy", action="store_true", help="also solve with cvxpy/SCS")
+    ap.add_argument("--trace", action="store_true",
+                    help="trace Python-level allocations (tracemalloc; slows the run)")
     args = ap.parse_args()
     problem, truth = fs.low_rank_completion((args.d, args.d), args.rank, args.n, seed=args.seed)
-    tracemalloc.start()
+    if args.trace:
+        tracemalloc.start()
     start = time.perf_counter()
-    fit = fs.nuclear_norm_admm(problem, tol=args.tol)
+    rho = None if args.rho_scale is None else args.rho_scale / float(
+        svds(problem.target, k=1, return_singular_vectors=False)[0])
+    fit = fs.nuclear_norm_admm(problem, tol=args.tol, progress=True, max_iter=args.max_iter,
+                               rho=rho)
     seconds = time.perf_counter() - start
-    _, peak = tracemalloc.get_traced_memory()
+    peak = tracemalloc.get_traced_memory()[1] if args.trace else float("nan")
     tracemalloc.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{args.d}x{args.d} rank {args.rank}, {args.n} observed: ADMM {fit.status} in "
+    print(f"\n{args.d}x{args.d} rank {args.rank}, {args.n} observed: ADMM {fit.status} in "
           f"{fit.iterations} iterations, {seconds:.1f} s; peak numpy/python allocations "
           f"{peak / 2**20:.0f} MiB, process peak RSS {rss:.0f} MiB; nuclear norm "
           f"{fit.objective:.6f} (truth {fs.norm_summary(truth)['nuclear']:.6f}), max "

@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .metrics import effective_rank_from_singular_values, schatten_from_singular_values
 from .problem import MatrixCompletion, check_integer, check_real
@@ -184,7 +185,8 @@ def _svt_partial(y: np.ndarray, tau: float, k: int) -> tuple[np.ndarray, int]:
 
 def nuclear_norm_admm(problem: MatrixCompletion, delta: float = 0.0, *, tol: float = 1e-7,
                       max_iter: int = 20_000, rho: float | None = None,
-                      partial_svd: bool | None = None, adapt: int = 200) -> NormMinimizer:
+                      partial_svd: bool | None = None, adapt: int = 200,
+                      progress: bool = False) -> NormMinimizer:
     """``argmin ||W||_*`` subject to the observations (exact, or within ``delta``
     entrywise) by ADMM: ``min ||X||_* + [Z feasible]`` subject to ``X = Z``.
 
@@ -207,6 +209,8 @@ def nuclear_norm_admm(problem: MatrixCompletion, delta: float = 0.0, *, tol: flo
     - `partial_svd`: threshold from the top singular triplets only (Lanczos, the number
       needed found by doubling): default for ``min(d, d2) >= 100`` (3x faster there).
     - `adapt`: iterations during which ``rho`` is rebalanced.
+    - `progress`: a progress bar with the iteration, the rank of the threshold and the
+      two residuals against their targets.
     """
     problem = _check_problem(problem)
     delta = _check_delta(delta)
@@ -228,6 +232,7 @@ def nuclear_norm_admm(problem: MatrixCompletion, delta: float = 0.0, *, tol: flo
     scale = math.sqrt(d * d2)
     start = time.perf_counter()
     status, it, rank = "max_iter", 0, 0
+    bar = tqdm(total=max_iter, desc="admm", unit="it") if progress else None
     while it < max_iter:
         it += 1
         y = z - u
@@ -242,8 +247,13 @@ def nuclear_norm_admm(problem: MatrixCompletion, delta: float = 0.0, *, tol: flo
         primal = float(np.linalg.norm(x - z))
         dual = rho * float(np.linalg.norm(z - z_prev))
         size = max(float(np.linalg.norm(x)), float(np.linalg.norm(z)))
-        if (primal <= tol * (scale + size)
-                and dual <= tol * (scale + rho * float(np.linalg.norm(u)))):
+        primal_target = tol * (scale + size)
+        dual_target = tol * (scale + rho * float(np.linalg.norm(u)))
+        if bar is not None:
+            bar.update()
+            bar.set_postfix_str(f"rank {rank}, primal {primal / primal_target:.1e}, dual "
+                                f"{dual / dual_target:.1e} of target")
+        if primal <= primal_target and dual <= dual_target:
             status = "converged"
             break
         if it > adapt:  # a fixed rho from here on: ADMM's convergence needs it
@@ -255,6 +265,8 @@ def nuclear_norm_admm(problem: MatrixCompletion, delta: float = 0.0, *, tol: flo
             rho /= 2.0
             u *= 2.0
     seconds = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
     return NormMinimizer(z, _nuclear(z), _violation(problem, z, delta), "admm", status,
                          seconds, delta, it, {"rank": rank, "rho": rho})
 

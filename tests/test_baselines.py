@@ -86,7 +86,7 @@ def test_admm_matches_cvxpy_at_100x100():
 
 def test_admm_out_of_iterations_says_so(small):
     problem, _ = small
-    fit = fs.nuclear_norm_admm(problem, max_iter=3)
+    fit = fs.nuclear_norm_admm(problem, max_iter=3, progress=True)
     assert fit.status == "max_iter" and fit.iterations == 3
     assert fit.max_violation <= 1e-12  # still feasible
 
