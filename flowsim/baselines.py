@@ -10,9 +10,10 @@ needs the solutions a norm would pick:
   cvxpy is an optional dependency: ``pip install 'flowsim[convex]'``.
 - :func:`nuclear_norm_admm`: the same two programs by the alternating direction method of
   multipliers (singular value thresholding against projection onto the observations; Lin,
-  Chen & Ma 2010, Boyd et al. 2011 section 4.4), numpy and scipy only, for sizes a
-  conic solver cannot hold (1000 x 1000). Its iterate ``Z`` satisfies the observations
-  exactly at every step; the objective is ``||Z||_*``.
+  Chen & Ma 2010, Boyd et al. 2011 section 4.4), numpy and scipy only, meant for sizes
+  a conic solver cannot hold (docs/concepts/norms.md says what was measured). Its
+  iterate ``Z`` satisfies the observations exactly at every step; the objective is
+  ``||Z||_*``.
 - :func:`min_frobenius_norm`: the closed form, every unobserved entry 0.
 
 No minimizer of a Schatten-p quasi-norm with p < 1 is offered: that problem is not convex,
