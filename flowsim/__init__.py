@@ -16,6 +16,13 @@ configure()
 
 from ._version import __version__  # noqa: E402
 from .accuracy import AccuracyReport, check_accuracy  # noqa: E402
+from .baselines import (  # noqa: E402
+    min_frobenius_norm,
+    min_nuclear_norm,
+    norm_summary,
+    nuclear_norm_admm,
+    test_error,
+)
 from .compare import (  # noqa: E402
     compare_at_loss,
     compare_at_times,
@@ -83,4 +90,6 @@ __all__ = [
     "measure_order", "padded_problem", "paper_problem", "perturbed_problem", "product",
     "schatten_from_log_singular_values", "schatten_norm", "singular_values",
     "unobserved_at_loss", "unobserved_entries",
+    # norm-minimizing baselines (flowsim.baselines)
+    "min_frobenius_norm", "min_nuclear_norm", "norm_summary", "nuclear_norm_admm", "test_error",
 ]

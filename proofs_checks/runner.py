@@ -22,6 +22,7 @@ import flowsim as fs
 from . import (
     lemmas,
     norms,
+    norms_at_scale,
     proposition1,
     proposition2,
     proposition3,
@@ -57,6 +58,12 @@ class Plan:
     lemma_depths: tuple[int, ...] = (2, 3, 4)
     lemma_seeds: tuple[int, ...] = (0,)
     lemma_points: int = 40
+    # the norms question beyond 2x2 (norms_at_scale): Arora et al.'s 100x100 protocol, and
+    # the padded problem of App. E (square shapes, depth 3, balanced start with det > 0)
+    arora_n: tuple[int, ...] = (2000,)
+    arora_seeds: tuple[int, ...] = (0,)
+    padded_shapes: tuple[tuple[int, int], ...] = ((6, 6),)
+    padded_stop_loss: float = 1e-4
 
 
 def make_plan(quick: bool, coordinates: str | None = None) -> Plan:
@@ -71,7 +78,8 @@ def make_plan(quick: bool, coordinates: str | None = None) -> Plan:
                 theorem2_t_max=3e4, mc_samples=400_000, mc_init_samples=10_000,
                 alphas=(0.05, 0.1, 0.5, 1.0), prop4_stop_loss=1e-8,
                 prop4_flow_alphas=(0.1, 1.0), prop4_flow=("auto", 1e-6), lemma_seeds=(0, 1, 2),
-                lemma_points=80)
+                lemma_points=80, arora_n=(2000, 5000), arora_seeds=(0, 1, 2),
+                padded_shapes=((6, 6), (10, 10)), padded_stop_loss=2e-5)
 
 
 @dataclass
@@ -221,6 +229,54 @@ def lemmas_task(plan: Plan, outcome: Outcome) -> list[CheckResult]:
     return _fold_by_check(per_run)
 
 
+def arora_task(plan: Plan, outcome: Outcome) -> list[CheckResult]:
+    from flowsim.experiments.norms import NormsConfig, run_one
+
+    config = NormsConfig(n_values=plan.arora_n, depths=(3,), seeds=plan.arora_seeds,
+                         baseline="admm")
+    out = []
+    for n in plan.arora_n:
+        flow, nuclear = {}, {}
+        for seed in plan.arora_seeds:
+            flow[f"seed {seed}"] = run_one(config, ("flow", n, seed, 3))[1]
+            nuclear[f"seed {seed}"] = run_one(config, ("nuclear", n, seed, None))[1]
+        err = {k: r["test_error"] for k, r in flow.items()}
+        nuc_err = {k: r["test_error"] for k, r in nuclear.items()}
+        out.append(norms_at_scale.check_recovers(err, f"n = {n}: flow, depth 3"))
+        if n <= 2000:
+            out.append(norms_at_scale.check_does_not_recover(
+                nuc_err, f"n = {n}: minimum nuclear norm"))
+            out.append(norms_at_scale.check_not_nuclear_minimal(
+                {k: r["nuclear"] for k, r in flow.items()},
+                {k: r["nuclear"] for k, r in nuclear.items()}, f"n = {n}: depth 3"))
+        else:
+            out.append(norms_at_scale.check_recovers(nuc_err, f"n = {n}: minimum nuclear norm"))
+        out += [CheckResult(norms_at_scale.ARORA, f"n = {n}: run reached its stop",
+                            f"{k}: {r['status']}", -1.0, False, "numeric")
+                for k, r in {**flow, **nuclear}.items()
+                if r["status"] not in ("stop_loss", "converged")]
+    return out
+
+
+def padded_task(plan: Plan, outcome: Outcome) -> list[CheckResult]:
+    out = []
+    for shape in plan.padded_shapes:
+        problem = fs.padded_problem(*shape)
+        minimizer = norms_at_scale.padded_minimizer(shape)
+        out.append(norms_at_scale.check_baseline_minimizer(fs.nuclear_norm_admm(problem),
+                                                           shape))
+        model = fs.DeepMatrixFactorization(shape, 3)
+        traj = fs.gradient_flow(problem, model, fs.balanced_init(model, seed=0, det_sign=+1),
+                                stop_loss=plan.padded_stop_loss, t_max=1e7, progress=False)
+        label = f"{shape[0]}x{shape[1]}, depth 3"
+        out.append(norms_at_scale.check_entry_growth(traj.loss, traj.product, label))
+        out += norms_at_scale.check_far_and_growing(traj.loss, traj.product, minimizer, label)
+        if not traj.success:
+            out.append(CheckResult(norms_at_scale.PROP1, f"{label}: trajectory reached its "
+                                   "stop loss", traj.message, -1.0, False, "numeric"))
+    return out
+
+
 #: claim name -> task, in report order
 TASKS: dict[str, Callable[[Plan, Outcome], list[CheckResult]]] = {
     "Proposition 1": proposition1_task,
@@ -230,6 +286,8 @@ TASKS: dict[str, Callable[[Plan, Outcome], list[CheckResult]]] = {
     "Proposition 3": proposition3_task,
     "Proposition 4": proposition4_task,
     "Lemmas 4-5": lemmas_task,
+    norms_at_scale.PROP1: padded_task,
+    norms_at_scale.ARORA: arora_task,
 }
 
 

@@ -27,7 +27,7 @@ import traceback
 from .._version import __version__
 
 # Sub-command modules of flowsim.cli, in the order ``flowsim --help`` lists them.
-COMMANDS = ["run", "figure1", "verify", "figure2", "sweep"]
+COMMANDS = ["run", "figure1", "verify", "figure2", "sweep", "norms"]
 #: exit codes (module doc)
 EXIT_FAILED, EXIT_REFUSED, EXIT_BUG, EXIT_INTERRUPTED = 1, 2, 3, 130
 
