@@ -23,32 +23,36 @@
 # while the **rank** of the learned matrix goes down. This notebook reproduces it.
 #
 # **The problem** (the paper's Eq. 6). A 2x2 matrix with three known entries and one
-# unknown one, the top-left entry `W11`:
+# unknown one, the top-left entry `W11` ($W_{11}$):
 #
-# ```
-#     W = [[ ?, 1 ],
-#          [ 1, 0 ]]
-# ```
+# $$W = \begin{pmatrix} ? & 1 \\ 1 & 0 \end{pmatrix}.$$
 #
 # Training minimizes the squared error on the known entries only,
-# `loss(W) = 1/2 [(W12 - 1)^2 + (W21 - 1)^2 + W22^2]` (matrix completion, as in a
-# recommender system with one missing rating). Every value `w` of the unknown entry fits
-# the data exactly, so the solutions are the matrices `[[w, 1], [1, 0]]`, and every one
-# of them has determinant `det W = w * 0 - 1 * 1 = -1`.
 #
-# **The model.** `W` is not trained directly: it is a product of `L` 2x2 matrices,
-# `W = W_L ... W_2 W_1`, a linear neural network of depth `L` ("deep matrix
-# factorization"). The gradient is taken with respect to the layers `W_l`.
+# $$\text{loss}(W) = \tfrac12\left[(W_{12} - 1)^2 + (W_{21} - 1)^2 + W_{22}^2\right]$$
 #
-# **Gradient flow.** Gradient descent with learning rate `lr` updates
-# `W_l <- W_l - lr * dloss/dW_l`. As `lr -> 0` its iterates follow a smooth curve, the
-# solution of the differential equation `dW_l/dt = -dloss/dW_l`, with iteration `k`
-# at time `t = k * lr`. This is *gradient flow*, and the paper's theorems are about it.
+# (matrix completion, as in a recommender system with one missing rating). Every value
+# $w$ of the unknown entry fits the data exactly, so the solutions are the matrices
+# $\begin{pmatrix} w & 1 \\ 1 & 0 \end{pmatrix}$, and every one of them has determinant
+# $\det W = w \cdot 0 - 1 \cdot 1 = -1$.
+#
+# **The model.** $W$ is not trained directly: it is a product of $L$ 2x2 matrices,
+# $W = W_L \cdots W_2 W_1$, a linear neural network of depth $L$ ("deep matrix
+# factorization"). The gradient is taken with respect to the layers $W_l$.
+#
+# **Gradient flow.** Gradient descent with learning rate `lr` ($\eta$) updates
+# $W_l \leftarrow W_l - \eta\, \partial\,\text{loss} / \partial W_l$. As $\eta \to 0$
+# its iterates follow a smooth curve, the solution of the differential equation
+#
+# $$\frac{dW_l}{dt} = -\frac{\partial\,\text{loss}}{\partial W_l},$$
+#
+# with iteration $k$ at time $t = k\eta$. This is *gradient flow*, and the paper's
+# theorems are about it; its time variable $t$ is called "gradient time" below.
 # flowsim solves this equation with an adaptive ODE solver, so what you see here has no
 # learning-rate effects (notebook 2 compares it with gradient descent).
 #
 # **Balanced initialization.** The layers are *balanced* when
-# `W_{l+1}^T W_{l+1} = W_l W_l^T` for every `l`: neighbouring layers have the same size
+# $W_{l+1}^\top W_{l+1} = W_l W_l^\top$ for every $l$: neighbouring layers have the same size
 # in every direction. Small random initializations are close to balanced, gradient
 # flow keeps balanced layers balanced, and the theorem assumes it.
 # `fs.balanced_init(model, seed, scale)` draws a random matrix of size about `scale`
@@ -58,13 +62,16 @@
 # `det W = -1 < 0`. Start training with `det W > 0`. To reach a solution, `det W` would
 # have to pass through 0, that is, a singular value of `W` would have to reach 0. For
 # balanced gradient flow with `L >= 2` layers that never happens: a singular value
-# `sigma` moves at a speed proportional to `sigma^(2 - 2/L)`, which vanishes as `sigma`
-# approaches 0, so it approaches 0 ever more slowly and never gets there. So `det W`
-# stays positive, and the loss can only go to 0 if `W11` runs off to infinity. In
-# numbers: at a given value of the loss, each known entry is off by at most
-# `s = sqrt(2 loss)`, so `W12 W21 >= (1 - s)^2` and `|W22| <= s`;
-# `det W = W11 W22 - W12 W21 > 0` then forces `|W11| >= (1 - s)^2 / s >= 1/sqrt(2 loss) - 2`.
-# Along the flow in fact `|W11| * sqrt(2 loss) -> 1`.
+# $\sigma$ moves at a speed proportional to $\sigma^{2 - 2/L}$, which vanishes as
+# $\sigma$ approaches 0, so it approaches 0 ever more slowly and never gets there. So
+# $\det W$ stays positive, and the loss can only go to 0 if $W_{11}$ runs off to
+# infinity. In numbers: at a given value of the loss, each known entry is off by at most
+# $s = \sqrt{2\,\text{loss}}$, so $W_{12} W_{21} \ge (1 - s)^2$ and $|W_{22}| \le s$;
+# $\det W = W_{11} W_{22} - W_{12} W_{21} > 0$ then forces
+#
+# $$|W_{11}| \ge \frac{(1 - s)^2}{s} \ge \frac{1}{\sqrt{2\,\text{loss}}} - 2 .$$
+#
+# Along the flow in fact $|W_{11}| \sqrt{2\,\text{loss}} \to 1$.
 #
 # A matrix `[[huge, 1], [1, tiny]]` is nearly rank 1: its first singular value is about
 # `|W11|`, the second `det W / sigma_1` goes to 0. So every norm grows without bound
@@ -337,7 +344,8 @@ show_file(FIGURES / "01_phase_portrait.gif", alt="phase portrait of 8 runs, anim
 
 # %%
 EXPLORE_STOP = STOP  # the runs above stopped here too: the same compiled solver
-EXPLORE_SCALES = np.arange(-4, -0.9, 0.5)  # the init scale slider's values (decades)
+SCALE_STEP = 1.0 if QUICK else 0.5  # the init scale slider's step, in decades
+EXPLORE_SCALES = np.arange(-4, -0.9, SCALE_STEP)  # the init scale slider's values (decades)
 LOSS_GRID = np.logspace(0, math.log10(EXPLORE_STOP), 81)  # for the reference lines
 
 
@@ -387,7 +395,7 @@ def draw(fig, depth, init_scale, stop_loss):
 
 
 panel = explore(draw, {"depth": int_slider("depth", 3, 2, 4),
-                       "init_scale": log_slider("init scale", 1e-3, -4, -1),
+                       "init_scale": log_slider("init scale", 1e-3, -4, -1, step=SCALE_STEP),
                        "stop_loss": log_slider("stop loss", STOP, round(math.log10(STOP)), -2,
                                                step=1)},
                 name="01_explore.png")
