@@ -20,10 +20,11 @@
 # notebook 1: the 2x2 matrix `[[?, 1], [1, 0]]` with the unknown entry `W11`, learned as a
 # product of `L = 3` layers from a balanced start with `det W > 0`.
 #
-# GD is *Euler's method* for the flow's differential equation `dW_l/dt = -dloss/dW_l`,
-# the simplest way to solve it numerically: step a length `lr` along the current slope,
-# then recompute the slope. Iteration `k` with learning rate `lr` stands for time
-# `t = k * lr`. Two things can separate GD from the flow:
+# GD is *Euler's method* for the flow's differential equation
+# $dW_l/dt = -\partial\,\text{loss}/\partial W_l$, the simplest way to solve it
+# numerically: step a length `lr` ($\eta$) along the current slope, then recompute the
+# slope. Iteration $k$ with learning rate $\eta$ stands for time $t = k\eta$ (the flow's
+# own time variable, "gradient time"). Two things can separate GD from the flow:
 #
 # 1. **Over a fixed stretch of time**, Euler's method is off by an amount proportional to
 #    its step: halve `lr`, halve the error. That part is harmless.
@@ -32,11 +33,14 @@
 #    upwards), and a fixed step must be small enough for the fast one. The *sharpness*
 #    (the largest curvature of the loss, the top eigenvalue of its Hessian with respect
 #    to the layers) grows as `|W11|` grows: a small change of one layer is multiplied by
-#    the other `L - 1` layers, each about `|W11|^(1/L)` in size, so the sharpness grows like
-#    `|W11|^(2 - 2/L)`. GD with learning rate `lr` is only stable while
-#    `sharpness < 2 / lr`. Along the flow `|W11|` is about `1/sqrt(2 loss)` (notebook 1), so
-#    a fixed `lr` becomes unstable once the loss falls to about
-#    `loss_lr = 1/2 (lr/2)^(L/(L-1))`. What GD does after that is no longer the flow.
+#    the other $L - 1$ layers, each about $|W_{11}|^{1/L}$ in size, so the sharpness grows
+#    like $|W_{11}|^{2 - 2/L}$. GD with learning rate $\eta$ is only stable while the
+#    sharpness is below $2/\eta$. Along the flow $|W_{11}| \approx 1/\sqrt{2\,\text{loss}}$
+#    (notebook 1), so a fixed $\eta$ becomes unstable once the loss falls to about
+#
+#    $$\text{loss}_{\text{lr}} = \frac12 \left(\frac{\eta}{2}\right)^{L/(L-1)} .$$
+#
+#    What GD does after that is no longer the flow.
 #
 # More on this: [Gradient descent beside the flow](../docs/concepts/gradient-descent.md)
 # and [Numerics](../docs/numerics.md) (why flowsim integrates the flow with an implicit,
@@ -197,7 +201,7 @@ save(fig, "02_where_gd_diverts.png")
 #
 # - **learning rate**: move it down one notch at a time. The dotted line (the predicted
 #   `loss_lr`) moves right, and GD follows the black curve further before it leaves. At
-#   the smallest rates GD runs out of its budget (1,000,000 iterations) before it gets
+#   the smallest rates GD can run out of its budget (1,000,000 iterations) before it gets
 #   there: the title then says `max_iterations`. Following the flow to a low loss with a
 #   fixed step is expensive, which is why flowsim integrates the flow with an adaptive
 #   solver instead.
@@ -215,12 +219,10 @@ save(fig, "02_where_gd_diverts.png")
 # - **init scale**: changes the start, not where GD leaves the flow.
 #
 # Answer times: the flow and GD need compiling once per depth. The cell below runs, for
-# depths 2, 3 and 4, the flow at every value of the **init scale** slider and GD at every
-# learning rate of the slider from the starting init scale; its time is printed under it.
-# Moving **learning rate** or **depth** from there then only redraws the figure (its
-# lines are updated in place). GD from another init scale is one run of up to 1,000,000
-# iterations when first asked for (the status line says how long it took); every result
-# is remembered.
+# depths 2, 3 and 4 and every value of the **init scale** slider, the flow and GD at
+# every learning rate of the slider (GD up to 1,000,000 iterations each); its time is
+# printed under it. Moving any slider then only redraws the figure, whose lines are
+# updated in place.
 
 # %%
 EXPLORE_BUDGET = 1_000_000
@@ -241,15 +243,19 @@ def explore_descent(depth, scale_decade, lr_decade):
                                max_iterations=EXPLORE_BUDGET, progress=False)
 
 
-EXPLORE_LRS = np.arange(-2.5, -0.74, 0.25)  # the learning rate slider's values (decades)
-EXPLORE_SCALES = np.arange(-3, -0.9, 0.5)  # the init scale slider's values (decades)
-with Timer(f"prepared depths 2, 3 and 4: the flow at {len(EXPLORE_SCALES)} init scales, GD at "
-           f"{len(EXPLORE_LRS)} learning rates"):
+# the sliders' values (decades); the quick version has fewer, so that less is prepared
+LR_RANGE = (-2.25, -0.75, 0.5) if QUICK else (-2.5, -0.75, 0.25)  # low, high, step
+SCALE_STEP = 1.0 if QUICK else 0.5
+EXPLORE_LRS = np.arange(LR_RANGE[0], LR_RANGE[1] + 0.01, LR_RANGE[2])
+EXPLORE_SCALES = np.arange(-3, -0.99, SCALE_STEP)
+with Timer(f"prepared depths 2, 3 and 4 at {len(EXPLORE_SCALES)} init scales: the flow, and GD "
+           f"at {len(EXPLORE_LRS)} learning rates"):
     for depth in (2, 3, 4):
         for scale_decade in EXPLORE_SCALES:
             explore_flow(depth, round(float(scale_decade), 6))
-        for lr_decade in EXPLORE_LRS:
-            explore_descent(depth, -2.0, round(float(lr_decade), 6))
+            for lr_decade in EXPLORE_LRS:
+                explore_descent(depth, round(float(scale_decade), 6),
+                                round(float(lr_decade), 6))
 
 
 def draw(fig, learning_rate, depth, init_scale):
@@ -304,8 +310,8 @@ def draw(fig, learning_rate, depth, init_scale):
                  fontsize=9)
 
 
-panel = explore(draw, {"learning_rate": log_slider("learning rate", 10 ** -1.25, -2.5, -0.75,
-                                                   step=0.25, fmt=".3f"),
+panel = explore(draw, {"learning_rate": log_slider("learning rate", 10 ** -1.25, *LR_RANGE,
+                                                   fmt=".3f"),
                        "depth": int_slider("depth", 3, 2, 4),
-                       "init_scale": log_slider("init scale", 1e-2, -3, -1)},
+                       "init_scale": log_slider("init scale", 1e-2, -3, -1, step=SCALE_STEP)},
                 name="02_explore.png", figsize=(11, 4))

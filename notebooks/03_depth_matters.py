@@ -24,11 +24,13 @@
 #   (about `1e-4`). The three known entries move to their targets, `det W` passes
 #   through 0 on the way (nothing forbids it at depth 1), and training ends at the
 #   solution nearest the start: both singular values about 1, rank 2, small norm.
-# - **L >= 2**: a singular value `sigma` of `W` moves at a speed proportional to
-#   `sigma^(2 - 2/L)` (the paper's Lemma 5), so it can approach 0 but never reach it,
-#   and `det W` (the product of the signed singular values) keeps its sign. As in
-#   notebook 1, `sigma_1` (about `|W11|`) grows without bound and `sigma_2` falls
-#   towards 0: `W` approaches rank 1.
+# - **L >= 2**: a singular value $\sigma$ of $W$ moves at a speed proportional to
+#   $\sigma^{2 - 2/L}$ (the paper's Lemma 5:
+#   $\dot\sigma_r = -L\,(\sigma_r^2)^{1 - 1/L}
+#   \langle \nabla \text{loss}(W), u_r v_r^\top\rangle$), so it can approach 0 but
+#   never reach it, and $\det W$ (the product of the signed singular values) keeps its
+#   sign. As in notebook 1, $\sigma_1$ (about $|W_{11}|$) grows
+#   without bound and $\sigma_2$ falls towards 0: $W$ approaches rank 1.
 #
 # How fast `sigma_2` falls depends on the depth: near 0 the factor `sigma^(2 - 2/L)` is
 # smaller for larger `L` (exponent 1 at `L = 2`, 4/3 at `L = 3`, 3/2 at `L = 4`), so the

@@ -22,14 +22,17 @@
 # **Tensors and tensor completion.** An order-3 tensor is a 3-dimensional array, here
 # `d x d x d` numbers. Tensor completion: observe `n` of its entries and fill in the rest.
 #
-# **CP rank.** A *rank-1* tensor is an outer product `a (x) b (x) c`, with entries
-# `a_i b_j c_k`. The *CP rank* of a tensor is the smallest number of rank-1 tensors that
-# add up to it: the tensor version of matrix rank. A rank-1 `d x d x d` tensor is fixed by
-# `3d - 2` numbers, far fewer than its `d^3` entries, so a low-rank tensor can in principle
-# be recovered from a few observed entries.
+# **CP rank.** A *rank-1* tensor is an outer product $a \otimes b \otimes c$, with entries
+# $a_i b_j c_k$. The *CP rank* of a tensor is the smallest number of rank-1 tensors that
+# add up to it: the tensor version of matrix rank. A rank-1 $d \times d \times d$ tensor is
+# fixed by $3d - 2$ numbers, far fewer than its $d^3$ entries, so a low-rank tensor can in
+# principle be recovered from a few observed entries.
 #
-# **The model.** A CP factorization `W = sum_{r=1}^{R} w_r^1 (x) w_r^2 (x) w_r^3` with `R`
-# components (enough to represent *any* tensor of this shape, so nothing in the model
+# **The model.** A CP factorization
+#
+# $$\mathcal W = \sum_{r=1}^{R} w_r^{(1)} \otimes w_r^{(2)} \otimes w_r^{(3)}$$
+#
+# with $R$ components (enough to represent *any* tensor of this shape, so nothing in the model
 # forces a low rank), trained by gradient flow on the squared error of the observed
 # entries from a small random start (Gaussian, standard deviation `init`). It is the tensor
 # analogue of a depth-2 matrix factorization, and equivalent to a shallow network with
@@ -39,8 +42,9 @@
 # stands the *memorizer* (the "linear" baseline of the paper): keep the observed entries,
 # put 0 everywhere else. Both fit the observations exactly; they differ in what they put
 # in the unobserved entries. We measure, over **all** entries, the relative error
-# `||W - W*|| / ||W*||`, and estimate the CP rank of each result (the smallest rank whose
-# best fit is within 1% of it, found by alternating least squares).
+# $\|\mathcal W - \mathcal W^*\| / \|\mathcal W^*\|$, and estimate the CP rank of each
+# result (the smallest rank whose best fit is within 1% of it, found by alternating least
+# squares).
 
 # %%
 import functools
