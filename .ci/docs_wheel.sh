@@ -4,8 +4,12 @@
 # Assumes .venv exists with flowsim installed editable with the test extras (.ci/run makes
 # it). Stages, each timed:
 #   1. the docs tools into .venv (the "docs" extra);
-#   2. the notebooks executed and exported to docs/notebooks/*.html (quick mode);
-#   3. `mkdocs build --strict` into site/ (fails on a broken reference or a missing page);
+#   2. the notebooks executed and exported to docs/notebooks/*.ipynb (quick mode; reused
+#      from build/notebooks when the tests executed the same sources);
+#   3. `mkdocs build --strict` into site/ (fails on a broken reference or a missing page;
+#      the notebooks become pages of the site through mkdocs-jupyter, MathJax is copied
+#      into it), then docs/check_site.py: no page loads anything from another host, the
+#      math and notebook pages are there;
 #   4. the sdist and the wheel with `python -m build` into dist/;
 #   5. the wheel (not the checkout) installed into a fresh virtual environment;
 #   6. a smoke test from outside the checkout: the README example and
@@ -44,6 +48,7 @@ notebooks() {
 docs_site() {
     # (NO_MKDOCS_2_WARNING: no advertising banner from mkdocs-material in the log)
     NO_MKDOCS_2_WARNING=1 "$ROOT/.venv/bin/mkdocs" build --strict --site-dir "$ROOT/site"
+    "$PY" docs/check_site.py "$ROOT/site"
 }
 
 distributions() {
@@ -96,7 +101,7 @@ EOF
 total_start=$SECONDS
 step "docs tools (pip install -e .[docs])" docs_tools
 step "notebooks (docs/build_notebooks.py)" notebooks
-step "docs site (mkdocs build --strict)" docs_site
+step "docs site (mkdocs build --strict, docs/check_site.py)" docs_site
 step "sdist and wheel (python -m build)" distributions
 step "wheel into a fresh venv ($WHEEL_VENV)" wheel_venv
 step "smoke test of the installed wheel" smoke_test

@@ -8,9 +8,11 @@ draw their first figure. Figures go to a temporary folder, never into
 ``notebooks/figures``. Each executed notebook is then checked (:func:`check`: no cell
 error, at least :data:`MIN_IMAGES` inline images, a figure in every widget, no printed
 ``PosixPath(`` or ``np.float64(``), written to ``build/notebooks/<name>.ipynb`` and
-exported by nbconvert to ``docs/notebooks/<name>.html``, which ``docs/notebooks.md``
-links to; on those static pages each widget becomes a line naming its controls and the
-figure it drew first. The HTML files are generated, not committed.
+exported to ``docs/notebooks/<name>.ipynb``, which mkdocs-jupyter renders as a page of the
+site (its theme, navigation and search; ``mkdocs.yml``); on those static pages each widget
+becomes a line naming its controls and the figure it drew first, and the notebooks' links
+to ``../docs/*.md`` point at the site's pages. The exported files are generated, not
+committed.
 
 The test suite (tests/test_notebooks.py) runs the same execution and checks and leaves its
 executed notebooks in ``build/notebooks``; this script reuses one whose recorded source
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -135,16 +138,65 @@ def _client_class():
     return Client
 
 
+#: printed by the slider-timing cell (:data:`TIME_SLIDERS`) before its JSON
+SLIDER_MARK = "FLOWSIM_SLIDER_SECONDS "
+
+#: how often the slider-timing cell (:data:`TIME_SLIDERS`) repeats each move
+SLIDER_REPEATS = 3
+
+#: a cell run after the notebook's last cell when ``execute(time_sliders=True)``: each
+#: slider of the Explore panel (``panel``) is moved by one step from its starting value,
+#: as a student releasing it one notch further, and moved back, SLIDER_REPEATS times; the
+#: seconds of each callback (``Explorer._update``: the computation, the figure and its PNG,
+#: measured in the kernel as wall time) are printed as JSON, with the part spent computing,
+#: drawing, and the kernel's processor time. The last move back restores the first figure
+#: for the page.
+TIME_SLIDERS = """\
+import json as _json
+
+def _neighbour(_control):
+    _kind = type(_control).__name__
+    if _kind == "FloatLogSlider":
+        _up = _control.value * _control.base ** _control.step
+        _top = _control.base ** _control.max * (1 + 1e-9)
+        return _up if _up <= _top else _control.value / _control.base ** _control.step
+    _up = _control.value + _control.step
+    return _up if _up <= _control.max else _control.value - _control.step
+
+_moves = {}
+for _key, _control in panel.controls.items():
+    _start = _control.value
+    _move = _moves[_key] = {"from": _start, "to": _neighbour(_control), "seconds": [],
+                            "computing": [], "drawing": [], "cpu": [], "back_seconds": []}
+    for _ in range(REPEATS):
+        _move["seconds"].append(panel.set(**{_key: _move["to"]}))
+        for _part, _value in zip(("computing", "drawing", "cpu"), panel.timings[-1][1:]):
+            _move[_part].append(_value)
+        _move["back_seconds"].append(panel.set(**{_key: _start}))
+print(SLIDER_MARK + _json.dumps(_moves))
+""".replace("SLIDER_MARK", repr(SLIDER_MARK)).replace("REPEATS", str(SLIDER_REPEATS))
+
+
 def execute(path: Path, *, figures: Path, jax_cache: Path | None = None,
-            timeout: int = 900, quick: bool = True):
+            timeout: int = 900, quick: bool = True, time_sliders: bool = False):
     """Execute one notebook script in a fresh kernel, quick mode unless ``quick=False``;
     returns the executed notebook (the source hash, the mode and the seconds taken in
     ``metadata["flowsim"]``). A cell that raises raises
-    ``nbclient.exceptions.CellExecutionError`` here."""
+    ``nbclient.exceptions.CellExecutionError`` here.
+
+    ``time_sliders=True`` then moves each slider of the Explore panel one notch and back,
+    :data:`SLIDER_REPEATS` times, in the same kernel (:data:`TIME_SLIDERS`; the cell is
+    removed again) and records the moves in ``metadata["flowsim"]["sliders"]``: name ->
+    from, to, and lists of seconds (each move; of which computing and drawing; cpu, the
+    kernel's processor time) and back_seconds (each move back)."""
+    import json
+
     import jupytext
     import nbformat
 
     notebook = jupytext.read(path)
+    if time_sliders:
+        notebook.cells.append(nbformat.v4.new_code_cell(TIME_SLIDERS))
     notebook.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3",
                                        "language": "python"}
     env = {**os.environ, "FLOWSIM_NOTEBOOK_QUICK": "1" if quick else "0",
@@ -162,9 +214,17 @@ def execute(path: Path, *, figures: Path, jax_cache: Path | None = None,
     start = time.perf_counter()
     client.execute(env=env)
     seconds = time.perf_counter() - start
+    sliders = None
+    if time_sliders:
+        timing = notebook.cells.pop()
+        text = "".join(o.get("text", "") for o in timing.outputs
+                       if o.get("output_type") == "stream")
+        sliders = json.loads(text.split(SLIDER_MARK, 1)[1].splitlines()[0])
     nbformat.validate(notebook)
     notebook.metadata["flowsim"] = {"source_sha256": source_hash(path), "quick": quick,
                                     "seconds": round(seconds, 1)}
+    if sliders is not None:
+        notebook.metadata["flowsim"]["sliders"] = sliders
     return notebook
 
 
@@ -337,15 +397,35 @@ def static_widgets(notebook):
     return notebook
 
 
-def export_html(notebook, name: str, out: Path) -> Path:
-    """Write ``out/<name>.html``, with the widgets made static (:func:`static_widgets`)."""
-    from nbconvert import HTMLExporter
+#: a link from a notebook to a documentation page, as written in the notebooks (relative
+#: to notebooks/, so that it works in Jupyter): ``](../docs/concepts/coordinates.md#x)``
+_DOC_LINK = re.compile(r"\]\(\.\./docs/([^)#\s]*?)(index)?\.md(#[^)\s]*)?\)")
 
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(
-        static_widgets(notebook), resources={"metadata": {"name": name}})
+
+def site_links(text: str) -> str:
+    """Links to ``../docs/PAGE.md`` rewritten for the site, where the notebook page is
+    ``notebooks/NAME/`` and the documentation page ``PAGE/`` (directory URLs)."""
+    def page(match) -> str:
+        folder = match[1] if match[2] else f"{match[1]}/"  # PAGE.md -> PAGE/, index.md -> ./
+        return f"](../../{folder}{match[3] or ''})"
+
+    return _DOC_LINK.sub(page, text)
+
+
+def export_page(notebook, name: str, out: Path) -> Path:
+    """Write ``out/<name>.ipynb``, the notebook as the site shows it (mkdocs-jupyter renders
+    it in the site's theme and navigation): widgets made static (:func:`static_widgets`),
+    links to the documentation rewritten for the site (:func:`site_links`), the source
+    hash and run time kept in the metadata."""
+    import nbformat
+
+    page = static_widgets(notebook)
+    for cell in page.cells:
+        if cell.cell_type == "markdown":
+            cell.source = site_links(cell.source)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}.html"
-    path.write_text(body, encoding="utf-8")
+    path = out / f"{name}.ipynb"
+    nbformat.write(page, path)
     return path
 
 
@@ -391,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if not args.full:  # build/notebooks holds the quick version (the tests' copy)
                 write_executed(notebook, path.stem)
-            export_html(notebook, path.stem, args.out)
+            export_page(notebook, path.stem, args.out)
             seconds = time.perf_counter() - start
             total += seconds
             seen = inspect(notebook)

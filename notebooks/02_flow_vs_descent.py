@@ -20,10 +20,11 @@
 # notebook 1: the 2x2 matrix `[[?, 1], [1, 0]]` with the unknown entry `W11`, learned as a
 # product of `L = 3` layers from a balanced start with `det W > 0`.
 #
-# GD is *Euler's method* for the flow's differential equation `dW_l/dt = -dloss/dW_l`,
-# the simplest way to solve it numerically: step a length `lr` along the current slope,
-# then recompute the slope. Iteration `k` with learning rate `lr` stands for time
-# `t = k * lr`. Two things can separate GD from the flow:
+# GD is *Euler's method* for the flow's differential equation
+# $dW_l/dt = -\partial\,\text{loss}/\partial W_l$, the simplest way to solve it
+# numerically: step a length `lr` ($\eta$) along the current slope, then recompute the
+# slope. Iteration $k$ with learning rate $\eta$ stands for time $t = k\eta$ (the flow's
+# own time variable, "gradient time"). Two things can separate GD from the flow:
 #
 # 1. **Over a fixed stretch of time**, Euler's method is off by an amount proportional to
 #    its step: halve `lr`, halve the error. That part is harmless.
@@ -32,14 +33,18 @@
 #    upwards), and a fixed step must be small enough for the fast one. The *sharpness*
 #    (the largest curvature of the loss, the top eigenvalue of its Hessian with respect
 #    to the layers) grows as `|W11|` grows: a small change of one layer is multiplied by
-#    the other `L - 1` layers, each about `|W11|^(1/L)` in size, so the sharpness grows like
-#    `|W11|^(2 - 2/L)`. GD with learning rate `lr` is only stable while
-#    `sharpness < 2 / lr`. Along the flow `|W11|` is about `1/sqrt(2 loss)` (notebook 1), so
-#    a fixed `lr` becomes unstable once the loss falls to about
-#    `loss_lr = 1/2 (lr/2)^(L/(L-1))`. What GD does after that is no longer the flow.
+#    the other $L - 1$ layers, each about $|W_{11}|^{1/L}$ in size, so the sharpness grows
+#    like $|W_{11}|^{2 - 2/L}$. GD with learning rate $\eta$ is only stable while the
+#    sharpness is below $2/\eta$. Along the flow $|W_{11}| \approx 1/\sqrt{2\,\text{loss}}$
+#    (notebook 1), so a fixed $\eta$ becomes unstable once the loss falls to about
 #
-# More on this: `docs/concepts/gradient-descent.md` and `docs/numerics.md` (why flowsim
-# integrates the flow with an implicit, adaptive solver instead of small fixed steps).
+#    $$\text{loss}_{\text{lr}} = \frac12 \left(\frac{\eta}{2}\right)^{L/(L-1)} .$$
+#
+#    What GD does after that is no longer the flow.
+#
+# More on this: [Gradient descent beside the flow](../docs/concepts/gradient-descent.md)
+# and [Numerics](../docs/numerics.md) (why flowsim integrates the flow with an implicit,
+# adaptive solver instead of small fixed steps).
 
 # %%
 import functools
@@ -148,6 +153,9 @@ for lr, gd in descents.items():
           f"{(f'{np.minimum.accumulate(gd.loss)[rise]:.1e}' if rise is not None else '-'):>11} "
           f"{(f'{gd.loss[flip]:.1e}' if flip is not None else '-'):>12} {gd.status:>15} "
           f"{gd.steps[-1]:11,d} {gd.loss[-1]:11.1e} {abs(gd.product[-1, 0, 0]):7.1f}")
+print("\n(det W flips at loss: the loss at the first saved iterate with the other sign. GD's "
+      "iterates are saved at\nlog-spaced steps, so this is where the change was seen, up to "
+      "the spacing of the saved points.)")
 
 
 def plot_against_flow(ax1, ax2, flow, descents, depth):
@@ -193,20 +201,28 @@ save(fig, "02_where_gd_diverts.png")
 #
 # - **learning rate**: move it down one notch at a time. The dotted line (the predicted
 #   `loss_lr`) moves right, and GD follows the black curve further before it leaves. At
-#   the smallest rates GD runs out of its budget (1,000,000 iterations) before it gets
+#   the smallest rates GD can run out of its budget (1,000,000 iterations) before it gets
 #   there: the title then says `max_iterations`. Following the flow to a low loss with a
 #   fixed step is expensive, which is why flowsim integrates the flow with an adaptive
 #   solver instead.
-# - **depth**: at depth 2, GD changes the sign of `det W` early (between loss 0.06 and
-#   0.2) at every rate on the slider and stops at a small `|W11|` (the depth-2 plateau in
-#   the paper's Figure 1), while the flow at depth 2 keeps `det W > 0`. At depth 4 the prediction
-#   `loss_lr` moves left (higher loss): deeper networks get sharper faster.
+# - **depth**: at depth 2, GD changes the sign of `det W` early, at a loss around 0.1
+#   (the title and the cross say where), at every rate on the slider, and stops at a small
+#   `|W11|` (the depth-2 plateau in the paper's Figure 1), while the flow at depth 2 keeps
+#   `det W > 0`. This is not the instability above: it happens decades of loss before
+#   the predicted `loss_lr`. Theorem 1's protection of the sign holds for the flow from
+#   balanced layers; GD's steps change the balance by a term of order `lr^2` per step
+#   (see [Derivations](../docs/derivations.md), "Conservation"), and at depth 2 the
+#   small singular value comes close to 0 early in training, where such a change can
+#   carry it across. (That is the explanation the conservation law offers; this notebook
+#   does not measure it.) At depth 4 the prediction `loss_lr` moves left (higher loss):
+#   deeper networks get sharper faster.
 # - **init scale**: changes the start, not where GD leaves the flow.
 #
-# Answer times: the flow and GD need compiling once per depth; the cell below prepares
-# depths 2, 3 and 4 first (seconds the first time). After that a new learning rate is one
-# GD run of up to 1,000,000 iterations (about 0.2-1 s), a new init scale one flow run
-# more, and every result is remembered.
+# Answer times: the flow and GD need compiling once per depth. The cell below runs, for
+# depths 2, 3 and 4 and every value of the **init scale** slider, the flow and GD at
+# every learning rate of the slider (GD up to 1,000,000 iterations each); its time is
+# printed under it. Moving any slider then only redraws the figure, whose lines are
+# updated in place.
 
 # %%
 EXPLORE_BUDGET = 1_000_000
@@ -227,27 +243,75 @@ def explore_descent(depth, scale_decade, lr_decade):
                                max_iterations=EXPLORE_BUDGET, progress=False)
 
 
-with Timer("prepared depths 2, 3 and 4"):
+# the sliders' values (decades); the quick version has fewer, so that less is prepared
+LR_RANGE = (-2.25, -0.75, 0.5) if QUICK else (-2.5, -0.75, 0.25)  # low, high, step
+SCALE_STEP = 1.0 if QUICK else 0.5
+EXPLORE_LRS = np.arange(LR_RANGE[0], LR_RANGE[1] + 0.01, LR_RANGE[2])
+EXPLORE_SCALES = np.arange(-3, -0.99, SCALE_STEP)
+with Timer(f"prepared depths 2, 3 and 4 at {len(EXPLORE_SCALES)} init scales: the flow, and GD "
+           f"at {len(EXPLORE_LRS)} learning rates"):
     for depth in (2, 3, 4):
-        explore_flow(depth, -2.0)
-        explore_descent(depth, -2.0, -1.25)
+        for scale_decade in EXPLORE_SCALES:
+            explore_flow(depth, round(float(scale_decade), 6))
+            for lr_decade in EXPLORE_LRS:
+                explore_descent(depth, round(float(scale_decade), 6),
+                                round(float(lr_decade), 6))
 
 
-def draw(learning_rate, depth, init_scale):
+def draw(fig, learning_rate, depth, init_scale):
+    """The two panels for one setting: built on the first call, updated afterwards."""
     lr_decade, scale_decade = decade(learning_rate), decade(init_scale)
     flow_run = explore_flow(depth, scale_decade)
     gd = explore_descent(depth, scale_decade, lr_decade)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    plot_against_flow(ax1, ax2, flow_run, {10.0 ** lr_decade: gd}, depth)
-    fig.suptitle(f"depth {depth}, lr {10.0 ** lr_decade:.3g}: GD {gd.status} after "
+    lr, predicted = 10.0 ** lr_decade, unstable_below(10.0 ** lr_decade, depth)
+    _, flip = events(gd)
+    if not fig.axes:  # the first call: axes, empty lines, labels and the legend
+        ax1, ax2 = fig.subplots(1, 2)
+        for ax in (ax1, ax2):
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.plot([], [], "k", lw=3, alpha=0.6)  # the flow
+            ax.plot([], [], color="C0", lw=1.2)  # GD
+            ax.plot([], [], "x", color="C0", ms=9, mew=2)  # where GD flips det W
+        ax1.axvline(predicted, color="C0", ls=":", lw=1.2)
+        ax2.axhline(predicted, color="C0", ls=":", lw=1.2)
+        ax1.set_xlabel("loss (decreasing to the right)")
+        ax1.set_ylabel("|W11| (the unknown entry)")
+        ax2.set_xlabel("time t (GD: iteration x lr)")
+        ax2.set_ylabel("loss")
+        ax1.legend(handles=[Line2D([], [], color="k", lw=3, alpha=0.6, label="exact flow"),
+                            Line2D([], [], color="C0", label="GD"),
+                            Line2D([], [], color="C0", ls=":", label="predicted loss_lr"),
+                            Line2D([], [], color="C0", ls="", marker="x", ms=8, mew=2,
+                                   label="GD changes the sign of det W")],
+                   fontsize=8, loc="lower right")
+    ax1, ax2 = fig.axes
+    pairs = ((flow_run.loss[1:], np.abs(flow_run.product[1:, 0, 0]), flow_run.t[1:]),
+             (gd.loss[1:], np.abs(gd.product[1:, 0, 0]), gd.t[1:]))
+    for (loss, w11, t), line1, line2 in zip(pairs, ax1.lines[:2], ax2.lines[:2]):
+        line1.set_data(loss, w11)
+        line2.set_data(t, loss)
+    marks = ([gd.loss[flip]], [abs(gd.product[flip, 0, 0])], [gd.t[flip]]) if flip is not None \
+        else ([], [], [])
+    ax1.lines[2].set_data(marks[0], marks[1])
+    ax2.lines[2].set_data(marks[2], marks[0])
+    ax1.lines[3].set_xdata([predicted, predicted])
+    ax2.lines[3].set_ydata([predicted, predicted])
+    for ax in (ax1, ax2):
+        ax.relim()
+        ax.autoscale_view()
+    ax1.set_xlim(1, min(flow_run.loss[-1], gd.loss[-1]) / 2)  # reversed: left to right
+    flipped = f"det W flipped near loss {gd.loss[flip]:.2g}" if flip is not None \
+        else "det W kept its sign"
+    fig.suptitle(f"depth {depth}, lr {lr:.3g}: GD {gd.status} after "
                  f"{gd.steps[-1]:,d} iterations, loss {gd.loss[-1]:.1e}, "
-                 f"|W11| {abs(gd.product[-1, 0, 0]):.1f} (flow at loss {flow_run.loss[-1]:.0e}: "
-                 f"{abs(flow_run.product[-1, 0, 0]):.0f})", fontsize=9)
-    return fig
+                 f"|W11| {abs(gd.product[-1, 0, 0]):.1f}, {flipped} (flow at loss "
+                 f"{flow_run.loss[-1]:.0e}: |W11| {abs(flow_run.product[-1, 0, 0]):.0f})",
+                 fontsize=9)
 
 
-panel = explore(draw, {"learning_rate": log_slider("learning rate", 10 ** -1.25, -2.5, -0.75,
-                                                   step=0.25, fmt=".3f"),
+panel = explore(draw, {"learning_rate": log_slider("learning rate", 10 ** -1.25, *LR_RANGE,
+                                                   fmt=".3f"),
                        "depth": int_slider("depth", 3, 2, 4),
-                       "init_scale": log_slider("init scale", 1e-2, -3, -1)},
-                name="02_explore.png")
+                       "init_scale": log_slider("init scale", 1e-2, -3, -1, step=SCALE_STEP)},
+                name="02_explore.png", figsize=(11, 4))

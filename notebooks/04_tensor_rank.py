@@ -22,14 +22,17 @@
 # **Tensors and tensor completion.** An order-3 tensor is a 3-dimensional array, here
 # `d x d x d` numbers. Tensor completion: observe `n` of its entries and fill in the rest.
 #
-# **CP rank.** A *rank-1* tensor is an outer product `a (x) b (x) c`, with entries
-# `a_i b_j c_k`. The *CP rank* of a tensor is the smallest number of rank-1 tensors that
-# add up to it: the tensor version of matrix rank. A rank-1 `d x d x d` tensor is fixed by
-# `3d - 2` numbers, far fewer than its `d^3` entries, so a low-rank tensor can in principle
-# be recovered from a few observed entries.
+# **CP rank.** A *rank-1* tensor is an outer product $a \otimes b \otimes c$, with entries
+# $a_i b_j c_k$. The *CP rank* of a tensor is the smallest number of rank-1 tensors that
+# add up to it: the tensor version of matrix rank. A rank-1 $d \times d \times d$ tensor is
+# fixed by $3d - 2$ numbers, far fewer than its $d^3$ entries, so a low-rank tensor can in
+# principle be recovered from a few observed entries.
 #
-# **The model.** A CP factorization `W = sum_{r=1}^{R} w_r^1 (x) w_r^2 (x) w_r^3` with `R`
-# components (enough to represent *any* tensor of this shape, so nothing in the model
+# **The model.** A CP factorization
+#
+# $$\mathcal W = \sum_{r=1}^{R} w_r^{(1)} \otimes w_r^{(2)} \otimes w_r^{(3)}$$
+#
+# with $R$ components (enough to represent *any* tensor of this shape, so nothing in the model
 # forces a low rank), trained by gradient flow on the squared error of the observed
 # entries from a small random start (Gaussian, standard deviation `init`). It is the tensor
 # analogue of a depth-2 matrix factorization, and equivalent to a shallow network with
@@ -39,8 +42,9 @@
 # stands the *memorizer* (the "linear" baseline of the paper): keep the observed entries,
 # put 0 everywhere else. Both fit the observations exactly; they differ in what they put
 # in the unobserved entries. We measure, over **all** entries, the relative error
-# `||W - W*|| / ||W*||`, and estimate the CP rank of each result (the smallest rank whose
-# best fit is within 1% of it, found by alternating least squares).
+# $\|\mathcal W - \mathcal W^*\| / \|\mathcal W^*\|$, and estimate the CP rank of each
+# result (the smallest rank whose best fit is within 1% of it, found by alternating least
+# squares).
 
 # %%
 import functools
@@ -73,8 +77,10 @@ print(f"tensor {'x'.join(map(str, config.shape))} ({TOTAL} entries), CP factoriz
 # one.
 #
 # **What to look for:** once `n` is somewhat above the number of free numbers of a rank-1
-# tensor (printed above), the flow's error drops by orders of magnitude (to `1e-3` or
-# below; it falls further the longer training runs) and its estimated rank is 1, the rank
+# tensor (printed above), the flow's error drops by orders of magnitude (to a few `1e-3`
+# in the quick version, which trains only to MSE `1e-8`: the error falls further the
+# longer training runs; the table printed below gives this run's values) and its
+# estimated rank is 1, the rank
 # of the truth. The smaller initialization does at least as well as the larger one (in the
 # full version clearly better at the smallest `n`: a smaller start pulls harder towards
 # low rank). The memorizer's error stays large and its rank high: it fits the same
@@ -96,11 +102,13 @@ series += [(("tf", std), f"gradient flow, init {std:g}", f"C{i}",
             dict(fmt="o-", ms=10, lw=5, alpha=0.45) if i == 0 else dict(fmt="^-", ms=5, lw=1.5))
            for i, std in enumerate(config.init_stds)]
 
-print(f"{'':43} " + " ".join(f"{'n = ' + str(n):>12}" for n in config.n_values))
+width = max(len(label) for _, label, _, _ in series) + len(", error")  # one column
+print(f"{'median over the random starts':{width}} "
+      + " ".join(f"{'n = ' + str(n):>9}" for n in config.n_values))
 for key, label, _, _ in series:
     rows = summary[key]
-    print(f"{label + ', error':43} " + " ".join(f"{r['error'][1]:12.1e}" for r in rows))
-    print(f"{label + ', rank':43} " + " ".join(f"{r['rank'][1]:12g}" for r in rows))
+    print(f"{label + ', error':{width}} " + " ".join(f"{r['error'][1]:9.1e}" for r in rows))
+    print(f"{label + ', rank':{width}} " + " ".join(f"{r['rank'][1]:9g}" for r in rows))
 
 
 def plot_grid(ax_err, ax_rank):
@@ -195,12 +203,12 @@ save(fig, "04_unfolding_spectrum.png")
 #   larger error, at small `n` most of all. Small starts bias towards low rank; larger
 #   ones less.
 #
-# Answer times: one run of the flow and a rank estimate per new setting, about 0.5-1 s
-# in the quick version (4x4x4). Settings where the flow is stiff (few observations, a
-# large init) take longer, up to several seconds in the full version (8x8x8, 64
-# components), where estimating the CP rank of a high-rank result also costs seconds.
-# The status line says "computing ..." until the answer is drawn, and every result is
-# remembered.
+# Answer times: one run of the flow and a rank estimate per new setting, remembered
+# afterwards; the figure is updated in place. The status line says how long each answer
+# took, split into computing and drawing. In the quick version (4x4x4) the computing is
+# a small part; in the full version (8x8x8, 64 components) settings where the flow is
+# stiff (few observations, a large init) take several seconds, where estimating the CP
+# rank of a high-rank result also costs seconds.
 
 # %%
 @functools.cache
@@ -211,31 +219,50 @@ def explore_run(n, std_decade):
     return w, record["status"], fs.cp_rank(w)
 
 
-def draw(n, init):
+def draw(fig, n, init):
+    """This setting against the grid: built on the first call, updated afterwards."""
     std_decade = decade(init)
     w, status, rank = explore_run(n, std_decade)
-    memo = fs.linear_baseline(data.problem(n))
+    memo = memorizer(n)
     error = np.linalg.norm(w - data.truth)  # relative: the truth has norm 1
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4))
     k = np.arange(2, config.dim + 1)
-    ax1.semilogy(k, unfolding_ratios(w), "C3*-", ms=10, label="gradient flow, this setting")
-    ax1.semilogy(k, unfolding_ratios(memo), "s--", color="0.35", label="memorizer")
-    ax1.set_xticks(k)
-    ax1.set_xlabel("k")
-    ax1.set_ylabel("sigma_k / sigma_1 of the unfolding")
+    if not fig.axes:  # the first call: the grid, empty marks for the setting, labels
+        ax1, ax2, ax3 = fig.subplots(1, 3)
+        ax1.semilogy(k, np.ones(k.size), "C3*-", ms=10, label="gradient flow, this setting")
+        ax1.semilogy(k, np.ones(k.size), "s--", color="0.35", label="memorizer")
+        ax1.set_xticks(k)
+        ax1.set_xlabel("k")
+        ax1.set_ylabel("sigma_k / sigma_1 of the unfolding")
+        ax1.legend(fontsize=8)
+        plot_grid(ax2, ax3)
+        ax2.plot([n], [error], "*", color="C3", ms=14, label="gradient flow, this setting")
+        ax2.legend(fontsize=7)
+        ax3.plot([n], [rank], "*", color="C3", ms=14)
+        for ax in (ax2, ax3):  # fixed: the star moves, the grid stays
+            ax.set_xlim(0, TOTAL)
+        fig.suptitle("Left: this setting. Middle and right: the grid above, with this "
+                     "setting as a red star", fontsize=10)
+    ax1, ax2, ax3 = fig.axes[:3]  # (then the secondary axes of the grid)
+    ax1.lines[0].set_ydata(unfolding_ratios(w))
+    ax1.lines[1].set_ydata(unfolding_ratios(memo))
+    ax1.relim()
+    ax1.autoscale_view()
     ax1.set_title(f"n = {n}, init {10.0 ** std_decade:.0e}: flow error {error:.1e}, "
                   f"CP rank {rank} ({status})", fontsize=9)
-    ax1.legend(fontsize=8)
-    plot_grid(ax2, ax3)
-    ax2.plot(n, error, "*", color="C3", ms=14, label="gradient flow, this setting")
-    ax2.legend(fontsize=7)
-    ax3.plot(n, rank, "*", color="C3", ms=14)
-    fig.suptitle("Left: this setting. Middle and right: the grid above, with this setting as "
-                 "a red star", fontsize=10)
-    fig.tight_layout()
-    return fig
+    ax2.lines[-1].set_data([n], [error])
+    ax3.lines[-1].set_data([n], [rank])
+    low, high = ax2.get_ylim()  # widen the axes only when the star would leave them
+    if not low <= error <= high:
+        ax2.set_ylim(min(low, error / 2), max(high, error * 2))
+    if rank > ax3.get_ylim()[1]:
+        ax3.set_ylim(top=rank + 1)
+
+
+@functools.cache
+def memorizer(n):
+    return fs.linear_baseline(data.problem(n))
 
 
 panel = explore(draw, {"n": int_slider("observed entries n", config.n_values[-2], 2, TOTAL - 1),
                        "init": log_slider("init", 1e-3, -4, -1)},
-                name="04_explore.png")
+                name="04_explore.png", figsize=(15, 4))

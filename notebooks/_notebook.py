@@ -7,8 +7,8 @@ Environment variables:
 - ``FLOWSIM_FIGURES=DIR``: where figures are written (default: ``notebooks/figures``).
 - ``FLOWSIM_CACHE_DIR=DIR``: flowsim's persistent caches (set up by flowsim itself on
   import, :mod:`flowsim.runtime`; default ``~/.cache/flowsim``, ``off`` disables them).
-  flowsim compiles its solver once per model and settings (about 5 s each); with the
-  caches a later session, or another notebook, loads the compiled code in about 1.5 s.
+  flowsim compiles its solver once per model and settings; with the caches a later
+  session, or another notebook, loads the compiled code instead.
 
 In a Jupyter kernel figures are shown inline and the Explore cells show sliders. Run as a
 plain script (``python notebooks/01_norms_to_infinity.py``) matplotlib draws headless
@@ -126,21 +126,51 @@ def decade(x: float) -> float:
     return round(math.log10(x), 6)
 
 
+#: resolution of the Explore figures in a kernel (dots per inch); the saved first figure
+#: uses :func:`save`'s
+EXPLORE_DPI = 72
+
+
+def render_png(fig, dpi: int = EXPLORE_DPI) -> bytes:
+    """``fig`` as PNG bytes, without a tight bounding box (which draws the figure twice)."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
 class Explorer:
-    """Sliders above a figure that ``draw(**values)`` makes (module doc of :func:`explore`).
+    """Sliders above a figure that ``draw(fig, **values)`` fills (module doc of
+    :func:`explore`).
+
+    One figure is made once and kept: ``draw`` builds its axes and lines on the first call
+    (``fig.axes`` is empty) and afterwards only updates them (``set_data``, titles, limits),
+    so a move of a slider re-renders existing artists instead of building a figure (most
+    of matplotlib's time goes into making the tick marks of new log axes). The layout is
+    computed once, on the first figure. Each answer is rendered to a PNG by
+    :func:`render_png` and shown in the output area.
 
     ``explorer.set(name=value, ...)`` moves sliders as a student would (one redraw per
-    slider moved) and returns the seconds the last redraw took.
+    slider moved) and returns the seconds the last redraw took; ``explorer.timings`` holds
+    ``(seconds, computing, drawing, cpu)`` of every answer (computing: ``draw``; drawing:
+    the PNG and its display; cpu: the kernel's processor time, all its threads, which is
+    below ``seconds`` when the machine is busy with other work).
     """
 
-    def __init__(self, draw, controls: dict, name: str | None):
+    def __init__(self, draw, controls: dict, name: str | None, figsize):
         import ipywidgets as widgets
+        import matplotlib.pyplot as plt
         from IPython.display import display
 
         self.draw, self.controls, self.name = draw, controls, name
         self.output = widgets.Output()
         self.status = widgets.HTML()
         self.seconds: list[float] = []
+        self.timings: list[tuple[float, float, float]] = []
+        # (at the resolution it is rendered at: the renderer and its text layouts are reused)
+        self.fig = plt.figure(figsize=figsize, dpi=EXPLORE_DPI)
+        plt.close(self.fig)  # kept here, never shown by the inline backend on its own
         for control in controls.values():
             control.observe(self._update, names="value")
         display(widgets.VBox([widgets.HBox(list(controls.values())), self.status,
@@ -151,31 +181,42 @@ class Explorer:
         return {key: control.value for key, control in self.controls.items()}
 
     def _update(self, change=None) -> None:
-        import matplotlib.pyplot as plt
-        from IPython.display import clear_output
+        from IPython.display import Image, clear_output, display
 
         self.status.value = "<i>computing ...</i>"
         start, first, error = time.perf_counter(), not self.seconds, None
+        cpu = time.process_time()
+        computed = start
         with self.output:  # shows an exception's traceback in the output area
-            clear_output(wait=True)
             try:
-                fig = self.draw(**self.values())
-                if self.name and first and fig is not None:
-                    save(fig, self.name)  # the first figure, as a file too
-                plt.show()
+                self.draw(self.fig, **self.values())
+                computed = time.perf_counter()
+                if first:
+                    for ax in self.fig.axes:  # a third of the drawing time, on log axes
+                        ax.minorticks_off()
+                    self.fig.tight_layout()
+                    self.fig.set_layout_engine("none")  # the layout of the first figure
+                    if self.name:
+                        save(self.fig, self.name)  # the first figure, as a file too
+                png = render_png(self.fig)
+                clear_output(wait=True)
+                display(Image(data=png, format="png"))
             except Exception as exc:
                 error = exc
+                clear_output(wait=True)
                 raise
-            finally:
-                plt.close("all")
-        seconds = time.perf_counter() - start
-        self.seconds.append(seconds)
+        end = time.perf_counter()
+        self.seconds.append(end - start)
+        self.timings.append((end - start, computed - start, end - computed,
+                             time.process_time() - cpu))
         if error is not None:
             self.status.value = "<b>failed</b> (the error is shown below)"
             if first:  # the cell itself fails, not only the output area
                 raise error
         else:
-            self.status.value = f"<small>answered in {seconds:.2f} s</small>"
+            self.status.value = (f"<small>answered in {end - start:.2f} s (computing "
+                                 f"{computed - start:.2f} s, drawing {end - computed:.2f} s)"
+                                 "</small>")
 
     def set(self, **values) -> float:
         for key, value in values.items():
@@ -183,9 +224,11 @@ class Explorer:
         return self.seconds[-1]
 
 
-def explore(draw, controls: dict, name: str | None = None):
+def explore(draw, controls: dict, name: str | None = None, figsize=(11, 3.8)):
     """The Explore cells: ``controls`` (name -> slider, built with :func:`int_slider` /
-    :func:`log_slider`) above the figure ``draw(**values)`` returns.
+    :func:`log_slider`) above one figure of size ``figsize`` that ``draw(fig, **values)``
+    fills: its axes and artists made on the first call, updated on later ones (see
+    :class:`Explorer`).
 
     Sliders recompute when released, not while dragged. In a kernel the first figure is
     drawn at once (so an executed notebook holds it) and the status line under the sliders
@@ -193,11 +236,13 @@ def explore(draw, controls: dict, name: str | None = None):
     starting values and its figure is written to ``FIGURES/name``.
     """
     if _widgets() is not None:
-        return Explorer(draw, controls, name)
+        return Explorer(draw, controls, name, figsize)
     import matplotlib.pyplot as plt
 
-    fig = draw(**{key: control.value for key, control in controls.items()})
-    if name and fig is not None:
+    fig = plt.figure(figsize=figsize)
+    draw(fig, **{key: control.value for key, control in controls.items()})
+    fig.tight_layout()
+    if name:
         save(fig, name)
     plt.close("all")
     return None

@@ -44,6 +44,10 @@ FIGURE_FILES = {
 }
 
 
+#: the most seconds one slider move may take in the kernel (issue 24: "under a second")
+SLIDER_SECONDS = 1.0
+
+
 def test_every_notebook_is_listed():
     assert sorted(NAMES) == sorted(build.MIN_IMAGES) == sorted(FIGURE_FILES)
 
@@ -62,12 +66,21 @@ def test_notebook_runs_in_a_kernel(name, jax_cache, tmp_path):
 
     path = build.NOTEBOOKS / f"{name}.py"
     try:
-        notebook = build.execute(path, figures=tmp_path, jax_cache=jax_cache, timeout=600)
+        notebook = build.execute(path, figures=tmp_path, jax_cache=jax_cache, timeout=600,
+                                 time_sliders=True)
     except CellExecutionError as exc:
         pytest.fail(f"{name}: a cell raised in the kernel:\n{exc}")
     seen = build.inspect(notebook)
+    sliders = notebook.metadata["flowsim"]["sliders"]
     print(f"{name}: {notebook.metadata['flowsim']['seconds']:.1f} s in the kernel, "
           f"{seen['cells']} inline images in cells, widgets with {seen['widgets']} figures")
+    def seconds(values):
+        return ", ".join(f"{x:.2f}" for x in values)
+
+    for key, move in sliders.items():
+        print(f"  slider {key} {move['from']:.3g} -> {move['to']:.3g}: "
+              f"{seconds(move['seconds'])} s (computing {max(move['computing']):.2f} s at "
+              f"most, cpu {seconds(move['cpu'])} s; back {seconds(move['back_seconds'])} s)")
 
     assert build.check(notebook, name) == []
     want = build.MIN_IMAGES[name]
@@ -84,5 +97,15 @@ def test_notebook_runs_in_a_kernel(name, jax_cache, tmp_path):
                 assert image.n_frames > 1, figure
             # not a blank canvas: more than one colour is drawn
             assert len(image.convert("RGB").getcolors(maxcolors=1 << 20) or [None] * 2) > 1
+
+    # Every slider answers within SLIDER_SECONDS of being released, after the first
+    # figure: one move of each, one notch from its starting value, timed in the kernel as
+    # the callback's wall time (the computation, the figure, its PNG). The same move is
+    # made SLIDER_REPEATS times and the fastest counts: the machine is shared, and a move
+    # that waited for the processor behind other work says nothing about the notebook
+    # (the reported processor time shows when that happened).
+    slow = {key: round(min(move["seconds"]), 2) for key, move in sliders.items()
+            if min(move["seconds"]) > SLIDER_SECONDS}
+    assert not slow, f"{name}: sliders slower than {SLIDER_SECONDS} s: {slow}"
 
     build.write_executed(notebook, name)  # for docs/build_notebooks.py
