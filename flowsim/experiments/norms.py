@@ -117,8 +117,7 @@ def flow_to_mse(problem, model, params, stop_mse: float, max_steps: int):
     """Gradient flow (flowsim's defaults) until the training MSE is ``stop_mse``; only the
     end point is kept."""
     return gradient_flow(problem, model, params, stop_loss=stop_mse * problem.n_observed / 2,
-                         max_steps=max_steps, save_at="ends", progress=False,
-                         on_precision_loss="continue")  # until the det-sign policy lands
+                         max_steps=max_steps, save_at="ends", progress=False)
 
 
 def run_one(config: NormsConfig, key: tuple) -> tuple[np.ndarray, dict]:
@@ -141,7 +140,8 @@ def run_one(config: NormsConfig, key: tuple) -> tuple[np.ndarray, dict]:
         record.update(status=traj.status, t=float(traj.t[-1]),
                       steps=int(traj.stats.get("steps", len(traj) - 1)),
                       mse=float(2 * traj.loss[-1] / n),
-                      precision_events=len(traj.stats.get("precision_events", ())))
+                      precision_events=len(traj.stats.get("precision_events", ())),
+                      sign_events=len(traj.stats.get("sign_events", ())))
     record["seconds"] = time.perf_counter() - start
     finite = bool(np.all(np.isfinite(w)))
     if finite:
