@@ -143,3 +143,24 @@ def test_slow_chunks_are_shortened_and_steps_do_not_change(monkeypatch, tmp_path
     # the first chunk takes FIRST_CHUNK steps, every later one a single step
     assert writes[0] == driver.FIRST_CHUNK
     assert np.all(np.diff(writes) == 1) and len(writes) >= steps - driver.FIRST_CHUNK - 1
+
+
+def test_a_checkpoint_without_rise_tol_resumes_with_that_guard_on(tmp_path):
+    """A checkpoint written before the loss-rise guard existed has no ``rise_tol``: the
+    guard was never switched off there, so the extended run watches it (it was read back
+    as infinity, the guard silently off)."""
+    from flowsim.integration import checkpoint
+
+    path = tmp_path / "old.npz"
+    model = fs.DeepMatrixFactorization((2, 2), 3)
+    params = fs.balanced_init(model, seed=0, scale=1e-3, det_sign=+1)
+    kwargs = dict(solver="Kvaerno5", checkpoint=path, progress=False)
+    fs.gradient_flow(fs.paper_problem(), model, params, stop_loss=1e-3, **kwargs)
+    traj, leaves, info = checkpoint.load(path)
+    assert info["rise_tol"] == fs.SolverOptions.loss_rise_rtol
+    older = {k: v for k, v in info.items() if k not in ("rise_tol", "n_carry")}
+    checkpoint.save(path, traj, leaves, older)
+    assert "rise_tol" not in checkpoint.load(path)[2]
+    extended = fs.gradient_flow(fs.paper_problem(), model, params, stop_loss=1e-4, **kwargs)
+    assert extended.status == "stop_loss"
+    assert checkpoint.load(path)[2]["rise_tol"] == fs.SolverOptions.loss_rise_rtol

@@ -32,7 +32,7 @@ from . import guards, loop, verdicts
 from .engines import JaxEngine, ScipyEngine
 from .locate import locate
 from .options import SolverOptions
-from .plan import Group, Start, plan_call
+from .plan import Group, Plan, Start, plan_call
 from .progress import Bar
 from .runs import Run, guard_state, new_run, replace_member
 from .solvers import REGISTRY
@@ -296,7 +296,7 @@ def interrupted(runs: list[Run], checkpoint: Path | None) -> Interrupted:
                        "to resume it", partial)
 
 
-def solve_group(group: Group, plan, progress) -> list[Run]:
+def solve_group(group: Group, plan: Plan, progress) -> list[Run]:
     """Integrate one group of a planned call (its checkpoint read, resumed and written);
     its runs, each holding its Trajectory."""
     path = plan.checkpoint
