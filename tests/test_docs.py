@@ -75,9 +75,10 @@ def test_key_equations_are_math():
                  "concepts/coordinates.md", "concepts/gradient-descent.md"):
         text = (ROOT / "docs" / page).read_text()
         assert "\\[" in text or "\\(" in text, page
-        # a formula's continuation line that starts with "+ " or "- " becomes a list item
-        broken = [line for line in text.splitlines()
-                  if line.lstrip().startswith(("+ \\", "- \\"))]
+        # a formula's indented continuation line that starts with "+ " or "- " becomes a
+        # (nested) list item
+        broken = [line for line in text.splitlines() if line[:1] in (" ", "\t")
+                  and line.lstrip().startswith(("+ \\", "- \\"))]
         assert not broken, f"{page}: {broken}"
     derivations = (ROOT / "docs" / "derivations.md").read_text()
     # no formula left as code: the old ASCII forms
