@@ -75,6 +75,11 @@ def test_key_equations_are_math():
                  "concepts/coordinates.md", "concepts/gradient-descent.md"):
         text = (ROOT / "docs" / page).read_text()
         assert "\\[" in text or "\\(" in text, page
+        # a formula's indented continuation line that starts with "+ " or "- " becomes a
+        # (nested) list item
+        broken = [line for line in text.splitlines() if line[:1] in (" ", "\t")
+                  and line.lstrip().startswith(("+ \\", "- \\"))]
+        assert not broken, f"{page}: {broken}"
     derivations = (ROOT / "docs" / "derivations.md").read_text()
     # no formula left as code: the old ASCII forms
     for ascii_form in ("`sqrt(", "`W11", "`l(W)", "`sigma", "`erank"):
