@@ -175,7 +175,7 @@ def auto_solver(coordinates: str, model_kind: str, state_size: int,
         return stored
     if state_size >= MATRIX_FREE_FROM:
         # CP flows keep RKC2: Figure 2's grid is hundreds of runs, and Dopri8ROCK4's
-        # exactness costs 37x the time there (docs/numerics.md)
+        # exactness costs 5x the evaluations there (docs/numerics.md)
         return "Dopri8ROCK4" if model_kind == "matrix" else "RKC2"
     if (stop_loss is not None and stop_loss >= ROSENBROCK_DOWN_TO and model_kind == "matrix"
             and coordinates in ROSENBROCK_COORDINATES):
