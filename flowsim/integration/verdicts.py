@@ -85,11 +85,14 @@ def sign_verdict(coords, options, run: Run, engine) -> bool:
         run.stats["sign_events"].append({"t": t_b, "loss": run.loss, "relative_size": size})
         return False
     balanced = bool(run.config.get("balanced_start"))
+    margin = min(res_a, res_b)
+    where = (f"only {margin:.1f} decades above" if margin >= 0
+             else f"{-margin:.1f} decades below")
     detail = (f"the sign of det W changed from {-sign_b:+.0f} to {sign_b:+.0f} between "
-              f"t={t_a:.6g} and t={t_b:.6g}, where sigma_min(W) stood only "
-              f"{min(res_a, res_b):.1f} decades above the error level of W in these "
-              f"coordinates (float64 rounding or rtol * |W| + atol, whichever is larger; "
-              f"a crossing of det W = 0 by the flow needs {guards.RESOLVED_DECADES:g}); "
+              f"t={t_a:.6g} and t={t_b:.6g}, where sigma_min(W) stood {where} the error "
+              f"level of W in these coordinates (float64 rounding or rtol * |W| + atol, "
+              f"whichever is larger; a crossing of det W = 0 by the flow needs "
+              f"{guards.RESOLVED_DECADES:g}); "
               f"{follow_hint(coords, balanced)}")
     return precision_event(coords, options, run, engine, "det_sign", detail)
 
