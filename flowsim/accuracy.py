@@ -20,7 +20,7 @@ import numpy as np
 from .initialization import factors_from_product
 from .integration import SolverOptions, gradient_flow
 from .parameterization import model_from_dict
-from .problem import EntryCompletion
+from .problem import problem_from_dict
 from .trajectory import Trajectory
 
 
@@ -115,7 +115,7 @@ def check_accuracy(traj: Trajectory, *, factor: float = 100.0, solver: str | Non
         raise ValueError(f"factor must be a finite number > 1, got {factor!r}")
     if len(traj) < 2:
         raise ValueError("traj has no saved point after t = 0 to check")
-    problem = EntryCompletion.from_dict(config["problem"])
+    problem = problem_from_dict(config["problem"])
     model = model_from_dict(config["model"])
     if traj.factors is not None:
         params = tuple(np.asarray(f[0]) for f in traj.factors)

@@ -32,10 +32,17 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.linalg
 from tqdm.auto import tqdm
 
 from .metrics import effective_rank_from_singular_values, schatten_from_singular_values
-from .problem import MatrixCompletion, check_integer, check_real
+from .problem import (
+    MATRIX_PROBLEMS,
+    MatrixCompletion,
+    MatrixSensing,
+    check_integer,
+    check_real,
+)
 
 #: conic solvers :func:`min_nuclear_norm` accepts (cvxpy names)
 CONVEX_SOLVERS = ("SCS", "CLARABEL")
@@ -89,9 +96,10 @@ class NormMinimizer:
                 "delta": self.delta, "iterations": self.iterations, **self.info}
 
 
-def _check_problem(problem) -> MatrixCompletion:
-    if not isinstance(problem, MatrixCompletion):
-        raise TypeError(f"problem must be a MatrixCompletion, got {type(problem).__name__}")
+def _check_problem(problem, kinds=MATRIX_PROBLEMS):
+    if not isinstance(problem, kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise TypeError(f"problem must be a {names}, got {type(problem).__name__}")
     return problem
 
 
@@ -99,8 +107,16 @@ def _check_delta(delta) -> float:
     return check_real("delta", delta, minimum=0)
 
 
-def _violation(problem: MatrixCompletion, w: np.ndarray, delta: float) -> float:
-    r = w[tuple(problem.indices.T)] - problem.values
+def _flat_operators(problem: MatrixSensing) -> np.ndarray:
+    """The measurement matrices as rows ``(m, d d2)`` acting on ``W`` flattened in C order."""
+    return problem.operators.reshape(problem.n_observed, -1)
+
+
+def _violation(problem, w: np.ndarray, delta: float) -> float:
+    if isinstance(problem, MatrixSensing):
+        r = _flat_operators(problem) @ w.ravel() - problem.values
+    else:
+        r = w[tuple(problem.indices.T)] - problem.values
     return float(np.max(np.abs(r)) - delta)
 
 
@@ -108,7 +124,8 @@ def _nuclear(w: np.ndarray) -> float:
     return float(np.sum(np.linalg.svd(w, compute_uv=False)))
 
 
-def min_nuclear_norm(problem: MatrixCompletion, delta: float = 0.0, *, solver: str = "SCS",
+def min_nuclear_norm(problem: MatrixCompletion | MatrixSensing, delta: float = 0.0, *,
+                     solver: str = "SCS",
                      eps: float = 1e-8, max_iters: int = 20_000,
                      verbose: bool = False) -> NormMinimizer:
     """``argmin ||W||_*`` over the ``W`` that match the observations exactly (``delta =
@@ -116,8 +133,10 @@ def min_nuclear_norm(problem: MatrixCompletion, delta: float = 0.0, *, solver: s
 
     **Arguments:**
 
-    - `problem`: a :class:`~flowsim.MatrixCompletion`.
-    - `delta`: slack of each observed entry, ``>= 0``.
+    - `problem`: a :class:`~flowsim.MatrixCompletion` (``W_ij = b_ij``) or a
+      :class:`~flowsim.MatrixSensing` (``<A_i, W> = y_i``).
+    - `delta`: slack of each observation, ``>= 0``: ``|W_ij - b_ij| <= delta`` or
+      ``|<A_i, W> - y_i| <= delta``.
     - `solver`: ``"SCS"`` (default; first order, the one that fits 100 x 100 in seconds)
       or ``"CLARABEL"`` (interior point; exact to ~1e-9 but far slower at that size).
     - `eps`: SCS's relative and absolute tolerance (ignored by Clarabel).
@@ -138,8 +157,11 @@ def min_nuclear_norm(problem: MatrixCompletion, delta: float = 0.0, *, solver: s
     cp = require_cvxpy()
     d, d2 = problem.shape
     x = cp.Variable((d, d2))
-    flat = np.ravel_multi_index(tuple(problem.indices.T), (d, d2))
-    observed = cp.vec(x, order="C")[flat]
+    if isinstance(problem, MatrixSensing):
+        observed = _flat_operators(problem) @ cp.vec(x, order="C")
+    else:
+        flat = np.ravel_multi_index(tuple(problem.indices.T), (d, d2))
+        observed = cp.vec(x, order="C")[flat]
     constraint = (observed == problem.values if delta == 0
                   else cp.abs(observed - problem.values) <= delta)
     program = cp.Problem(cp.Minimize(cp.normNuc(x)), [constraint])
@@ -278,12 +300,18 @@ def _top_singular_value(a: np.ndarray) -> float:
     return float(svds(a, k=1, random_state=0, return_singular_vectors=False)[0])
 
 
-def min_frobenius_norm(problem: MatrixCompletion) -> NormMinimizer:
-    """``argmin ||W||_F`` subject to the observations, in closed form: the observed entries,
-    zeros elsewhere."""
+def min_frobenius_norm(problem: MatrixCompletion | MatrixSensing) -> NormMinimizer:
+    """``argmin ||W||_F`` subject to the observations, in closed form: for completion the
+    observed entries and zeros elsewhere; for sensing ``vec W = A^+ y`` (the minimum-norm
+    least-squares solution through LAPACK's SVD-based ``gelsd``: where the measurements
+    are inconsistent, ``max_violation`` shows by how much it misses them)."""
     problem = _check_problem(problem)
     start = time.perf_counter()
-    w = np.asarray(problem.target, dtype=np.float64).copy()
+    if isinstance(problem, MatrixSensing):
+        w = scipy.linalg.lstsq(_flat_operators(problem), problem.values,
+                               lapack_driver="gelsd")[0].reshape(problem.shape)
+    else:
+        w = np.asarray(problem.target, dtype=np.float64).copy()
     return NormMinimizer(w, float(np.linalg.norm(w)), _violation(problem, w, 0.0),
                          "closed form", "exact", time.perf_counter() - start)
 

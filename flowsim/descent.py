@@ -32,7 +32,15 @@ from tqdm.auto import tqdm
 
 from .dynamics import Coordinates, FactorCoordinates
 from .parameterization import DeepMatrixFactorization, Factorization, Params
-from .problem import EntryCompletion, MatrixCompletion, check_problem_and_model, check_real
+from .problem import (
+    MATRIX_PROBLEMS,
+    EntryCompletion,
+    MatrixCompletion,
+    MatrixSensing,
+    check_problem_and_model,
+    check_real,
+    observation_loss,
+)
 from .runtime import Interrupted
 from .statuses import DESCENT_STATUSES as DESCENT_STATUSES  # the statuses descend ends with
 from .trajectory import Trajectory, trajectory_from_states
@@ -328,12 +336,11 @@ class FactorLoss:
     model: Factorization
 
     def __call__(self, params, mask, target):
-        r = mask * (self.model.product(params) - target)
-        return 0.5 * jnp.sum(r * r)
+        return observation_loss(self.model.product(params), mask, target)
 
 
-def gradient_descent(problem: MatrixCompletion, model: DeepMatrixFactorization, params: Params,
-                     lr: float, *, stop_loss: float | None = None,
+def gradient_descent(problem: MatrixCompletion | MatrixSensing, model: DeepMatrixFactorization,
+                     params: Params, lr: float, *, stop_loss: float | None = None,
                      max_iterations: int = 10_000_000, step_rule: str = "constant",
                      beta: float = 0.99, eps: float = 1e-6, dtype="float64",
                      saves_per_decade: float = 20, save_steps=None,
@@ -365,7 +372,7 @@ def gradient_descent(problem: MatrixCompletion, model: DeepMatrixFactorization, 
     traj.steps[-1], traj.product[-1, 0, 0]
     ```
     """
-    check_problem_and_model(problem, model, MatrixCompletion, DeepMatrixFactorization)
+    check_problem_and_model(problem, model, MATRIX_PROBLEMS, DeepMatrixFactorization)
     params = model.check_params(params)
     coords = FactorCoordinates(model)
     y0 = coords.from_factors(params)

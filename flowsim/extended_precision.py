@@ -115,6 +115,9 @@ def factor_flow(problem: MatrixCompletion, model: DeepMatrixFactorization, param
     `times`: output times; `dps`: mpmath digits; `order`: Taylor order; `tol`: local
     truncation error per unit time; `max_steps`: step budget (``RuntimeError`` past it).
     """
+    if not isinstance(problem, MatrixCompletion):
+        raise TypeError(f"problem must be a MatrixCompletion (extended precision integrates "
+                        f"completion only), got {type(problem).__name__}")
     params = model.check_params(params)
     times = [float(t) for t in times]
     if any(t < 0 for t in times) or any(b < a for a, b in zip(times, times[1:])):

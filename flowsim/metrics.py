@@ -145,6 +145,9 @@ def det(w) -> np.ndarray:
 
 def unobserved_entries(problem: EntryCompletion, w) -> np.ndarray:
     """Values of the unobserved entries, shape ``(..., k')`` in :attr:`unobserved_indices` order."""
+    if not isinstance(problem, EntryCompletion):
+        raise TypeError(f"problem must be a completion problem (a sensing problem has no "
+                        f"unobserved entries), got {type(problem).__name__}")
     w = np.asarray(w, dtype=np.float64)
     idx = problem.unobserved_indices
     return w[(Ellipsis, *idx.T)]

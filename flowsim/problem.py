@@ -1,12 +1,25 @@
-"""Problems: which entries of a matrix or tensor are observed, and their values (Eq. 1).
+"""Problems: what is observed of a matrix or tensor, and the loss it defines (Eq. 1).
+
+- Completion (:class:`MatrixCompletion`, :class:`TensorCompletion`): entries
+  ``X[idx] = b`` are observed; the loss is ``1/2 * sum over observed entries of
+  (X[idx] - b)^2``, where ``X`` is the matrix (or tensor) produced by a parameterization.
+- Sensing (:class:`MatrixSensing`): linear measurements ``y_i = <A_i, W>`` (``<A, W> =
+  sum_jk A_jk W_jk``); the loss is ``1/2 * sum_i (<A_i, W> - y_i)^2``. Completion is the
+  special case where every ``A_i`` is an indicator ``e_j e_k^T``.
+
+Every problem hands the integrators the same two arrays, ``mask`` and ``target``: for
+completion the 0/1 mask of observed entries and the observed values in place (both of
+``W``'s shape); for sensing the stacked measurement matrices ``(m, d, d2)`` and the
+measurements ``(m,)``. :func:`observation_loss` and :func:`loss_gradient` read either pair
+(which one is decided by the arrays' shapes when a program is traced, so a completion
+run compiles to exactly the program it always did).
 
 Indices in code are 0-based; the paper's entry (i, j) is ``(i - 1, j - 1)`` here.
-The loss is ``1/2 * sum over observed entries of (X[idx] - b)^2``, where ``X`` is the
-matrix (or tensor) produced by a parameterization.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import operator
 from dataclasses import dataclass, field
@@ -14,6 +27,8 @@ from typing import ClassVar
 
 import jax.numpy as jnp
 import numpy as np
+
+from .runtime import check_fits
 
 
 def check_integer(name: str, value, minimum: int | None = None,
@@ -179,29 +194,21 @@ class EntryCompletion:
 
     def residual(self, x):
         """``mask * (x - target)``: the gradient of the loss with respect to ``x``."""
-        return self.mask * (x - self.target)
+        return loss_gradient(x, self.mask, self.target)
 
     def loss(self, x):
         """Eq. (1): ``1/2 * sum over observed entries of (x - b)^2``; batched over leading axes."""
-        r = self.residual(x)
-        axes = tuple(range(-len(self.shape), 0))
-        return 0.5 * jnp.sum(r * r, axis=axes)
+        return observation_loss(x, self.mask, self.target)
 
     def to_dict(self) -> dict:
         return {"kind": type(self).__name__, "shape": list(self.shape),
                 "indices": self.indices.tolist(), "values": self.values.tolist()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> EntryCompletion:
-        """The problem a :meth:`to_dict` describes (``ValueError`` naming what is wrong)."""
-        kinds = {c.__name__: c for c in (MatrixCompletion, TensorCompletion)}
-        if not isinstance(data, dict) or data.get("kind") not in kinds:
-            kind = data.get("kind") if isinstance(data, dict) else data
-            raise ValueError(f"kind must be one of {sorted(kinds)}, got {kind!r}")
-        missing = sorted({"shape", "indices", "values"} - set(data))
-        if missing:
-            raise ValueError(f"a {data['kind']} needs {missing}")
-        return kinds[data["kind"]](data["shape"], data["indices"], data["values"])
+    def from_dict(cls, data: dict):
+        """The problem a ``to_dict`` describes, completion or sensing (``ValueError`` naming
+        what is wrong): :func:`problem_from_dict`."""
+        return problem_from_dict(data)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -224,11 +231,267 @@ class TensorCompletion(EntryCompletion):
     max_order = None
 
 
-def check_problem_and_model(problem, model, problem_cls: type, model_cls: type) -> None:
-    """Raise TypeError/ValueError naming the field unless ``problem`` is a ``problem_cls``,
-    ``model`` a ``model_cls``, and their shapes are equal."""
+def is_sensing(mask, target) -> bool:
+    """Whether ``(mask, target)`` are a sensing problem's measurement matrices ``(m, d, d2)``
+    and measurements ``(m,)`` rather than a completion's mask and values (equal shapes)."""
+    return jnp.shape(mask) != jnp.shape(target)
+
+
+def measurements(x, operators):
+    """``<A_i, x>`` for every measurement matrix ``A_i`` of ``operators`` ``(m, d, d2)``;
+    batched over the leading axes of ``x`` (result ``(..., m)``)."""
+    return jnp.einsum("...jk,ijk->...i", x, operators)
+
+
+def observation_residual(x, mask, target):
+    """What the loss squares: ``mask * (x - target)`` for completion (``x``'s shape),
+    ``<A_i, x> - y_i`` for sensing (``(..., m)``)."""
+    if is_sensing(mask, target):
+        return measurements(x, mask) - target
+    return mask * (x - target)
+
+
+def observation_loss(x, mask, target):
+    """The loss ``1/2 * sum r^2`` of the residual :func:`observation_residual`, batched over
+    the leading axes of ``x`` (Eq. 1 for completion; ``1/2 sum_i (<A_i, x> - y_i)^2`` for
+    sensing)."""
+    r = observation_residual(x, mask, target)
+    axes = -1 if is_sensing(mask, target) else tuple(range(-jnp.ndim(target), 0))
+    return 0.5 * jnp.sum(r * r, axis=axes)
+
+
+def loss_gradient(x, mask, target):
+    """The gradient of :func:`observation_loss` with respect to ``x`` (one ``x``, not a
+    batch): ``mask * (x - target)`` for completion, ``sum_i (<A_i, x> - y_i) A_i`` for
+    sensing."""
+    r = observation_residual(x, mask, target)
+    if is_sensing(mask, target):
+        return jnp.tensordot(r, mask, axes=1)
+    return r
+
+
+def _operators_bytes(m: int, shape: tuple[int, ...]) -> int:
+    return int(m) * math.prod(shape) * 8
+
+
+@dataclass(frozen=True, eq=False)
+class MatrixSensing:
+    """Matrix sensing: linear measurements ``y_i = <A_i, W> = sum_jk (A_i)_jk W_jk`` of a
+    ``d x d2`` matrix, ``i = 0 .. m-1``; the loss is ``1/2 * sum_i (<A_i, W> - y_i)^2``.
+
+    **Arguments:**
+
+    - `shape`: ``(d, d2)``.
+    - `operators`: the measurement matrices, a real array ``(m, d, d2)`` (a single
+      ``(d, d2)`` matrix is one measurement).
+    - `values`: the measurements ``y``, ``(m,)``.
+    - `recipe`: how the operators were drawn, where a function of flowsim drew them
+      (:func:`gaussian_operators`); files then store the recipe and a digest of the
+      operators instead of the operators themselves.
+
+    Raises `ValueError` naming the field for operators of the wrong shape, non-finite
+    operators or values, or a length mismatch. Completion is the special case of
+    indicator operators: :meth:`from_completion`.
+    """
+
+    shape: tuple[int, ...]
+    operators: np.ndarray
+    values: np.ndarray
+    recipe: dict | None = None
+
+    def __post_init__(self):
+        shape = validated_shape(self.shape, min_order=2, max_order=2)
+        try:
+            raw = np.asarray(self.operators)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ValueError(f"operators must be an array of shape (m, {shape[0]}, "
+                             f"{shape[1]}): {exc}") from exc
+        if raw.dtype.kind not in "iuf":
+            raise ValueError(f"operators must be real numbers, got {raw.dtype} entries")
+        if raw.ndim == 2:
+            raw = raw[None]
+        if raw.ndim != 3 or raw.shape[1:] != shape or raw.shape[0] == 0:
+            raise ValueError(f"operators must have shape (m, {shape[0]}, {shape[1]}) with "
+                             f"m >= 1 (one {shape[0]}x{shape[1]} matrix per measurement), "
+                             f"got {raw.shape}")
+        check_fits(f"{raw.shape[0]} measurement matrices {shape[0]}x{shape[1]}",
+                   _operators_bytes(raw.shape[0], shape))
+        operators = raw.astype(np.float64)
+        if not np.all(np.isfinite(operators)):
+            raise ValueError("operators must be finite (no NaN or inf)")
+        try:
+            values = np.asarray(self.values)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ValueError(f"values must be an array of real numbers: {exc}") from exc
+        if values.dtype.kind not in "iuf" or values.ndim != 1:
+            raise ValueError(f"values must be a 1-d list of real numbers, one per "
+                             f"measurement, got {values.dtype} entries of shape "
+                             f"{values.shape}")
+        values = values.astype(np.float64)
+        if values.shape[0] != operators.shape[0]:
+            raise ValueError(f"values must have one entry per measurement: "
+                             f"{values.shape[0]} values for {operators.shape[0]} operators")
+        if not np.all(np.isfinite(values)):
+            raise ValueError("values must be finite (no NaN or inf)")
+        if self.recipe is not None and not isinstance(self.recipe, dict):
+            raise ValueError(f"recipe must be a dict or None, got {self.recipe!r}")
+        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "operators", _readonly(operators))
+        object.__setattr__(self, "values", _readonly(values))
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The measurement matrices, as the integrators read them (module doc)."""
+        return self.operators
+
+    @property
+    def target(self) -> np.ndarray:
+        """The measurements, as the integrators read them (module doc)."""
+        return self.values
+
+    @property
+    def n_observed(self) -> int:
+        """The number of measurements ``m``."""
+        return int(self.operators.shape[0])
+
+    @property
+    def symmetric(self) -> bool:
+        """Whether every measurement matrix is symmetric (square problems only)."""
+        ops = self.operators
+        return ops.shape[1] == ops.shape[2] and bool(
+            np.array_equal(ops, np.swapaxes(ops, 1, 2)))
+
+    def measure(self, x):
+        """``<A_i, x>`` for every measurement; batched over leading axes."""
+        return measurements(x, self.operators)
+
+    def residual(self, x):
+        """``sum_i (<A_i, x> - y_i) A_i``: the gradient of the loss with respect to ``x``."""
+        return loss_gradient(x, self.operators, self.values)
+
+    def loss(self, x):
+        """``1/2 * sum_i (<A_i, x> - y_i)^2``; batched over leading axes."""
+        return observation_loss(x, self.operators, self.values)
+
+    def digest(self) -> str:
+        """SHA-256 of the operators' float64 bytes (what a file checks a recipe against)."""
+        return hashlib.sha256(np.ascontiguousarray(self.operators).tobytes()).hexdigest()
+
+    def to_dict(self) -> dict:
+        out = {"kind": type(self).__name__, "shape": list(self.shape),
+               "values": self.values.tolist()}
+        if self.recipe is not None:
+            out["operators"] = {"recipe": dict(self.recipe), "sha256": self.digest()}
+        else:
+            out["operators"] = self.operators.tolist()
+        return out
+
+    @classmethod
+    def from_completion(cls, problem: EntryCompletion) -> MatrixSensing:
+        """The completion problem as sensing with indicator operators ``e_j e_k^T``."""
+        if not isinstance(problem, MatrixCompletion):
+            raise TypeError(f"problem must be a MatrixCompletion, got "
+                            f"{type(problem).__name__}")
+        check_fits("indicator operators", _operators_bytes(problem.n_observed, problem.shape))
+        ops = np.zeros((problem.n_observed, *problem.shape))
+        ops[(np.arange(problem.n_observed), *problem.indices.T)] = 1.0
+        return cls(problem.shape, ops, problem.values)
+
+
+def gaussian_operators(shape, n_measurements: int, seed: int = 0) -> np.ndarray:
+    """``n_measurements`` Gaussian measurement matrices ``(m, d, d2)``, entries i.i.d.
+    ``N(0, 1/m)`` (the normalization under which ``sum_i <A_i, W>^2`` is ``||W||_F^2`` in
+    expectation; Recht, Fazel & Parrilo 2010), drawn by numpy's PCG64 from ``seed``."""
+    d, d2 = validated_shape(shape, min_order=2, max_order=2)
+    m = check_integer("n_measurements", n_measurements, minimum=1)
+    seed = check_integer("seed", seed, minimum=0)
+    check_fits(f"{m} Gaussian {d}x{d2} measurement matrices", _operators_bytes(m, (d, d2)))
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    return rng.standard_normal((m, d, d2)) / math.sqrt(m)
+
+
+def gaussian_sensing(shape, n_measurements: int, truth, seed: int = 0) -> MatrixSensing:
+    """Gaussian sensing of the matrix ``truth``: :func:`gaussian_operators` and the exact
+    measurements ``y_i = <A_i, truth>``."""
+    shape = validated_shape(shape, min_order=2, max_order=2)
+    truth = np.asarray(truth, dtype=np.float64)
+    if truth.shape != shape:
+        raise ValueError(f"truth must have shape {shape}, got {truth.shape}")
+    ops = gaussian_operators(shape, n_measurements, seed)
+    return MatrixSensing(shape, ops, np.einsum("ijk,jk->i", ops, truth),
+                         recipe={"gaussian": {"n_measurements": int(n_measurements),
+                                              "seed": int(seed)}})
+
+
+def low_rank_truth(shape, rank: int, seed: int = 0) -> np.ndarray:
+    """The deep matrix factorization literature's ground truth: ``W* = U V^T`` (``U``,
+    ``V`` i.i.d. ``N(0, 1)``, ``rank`` columns) rescaled to entries of unit root-mean-square
+    (``||W*||_F = sqrt(d d2)``); the same matrix :func:`low_rank_completion` observes for
+    the same seed."""
+    d, d2 = validated_shape(shape, min_order=2, max_order=2)
+    if isinstance(rank, bool) or int(rank) != rank or not 1 <= rank <= min(d, d2):
+        raise ValueError(f"rank must be an integer in [1, min(d, d2) = {min(d, d2)}], "
+                         f"got {rank!r}")
+    seed = check_integer("seed", seed, minimum=0)
+    truth_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[0])
+    truth = truth_rng.standard_normal((d, int(rank))) @ truth_rng.standard_normal((int(rank), d2))
+    return truth * (np.sqrt(d * d2) / np.linalg.norm(truth))
+
+
+def low_rank_sensing(shape, rank: int, n_measurements: int, seed: int = 0
+                     ) -> tuple[MatrixSensing, np.ndarray]:
+    """Gaussian sensing (:func:`gaussian_sensing`) of the ground truth
+    :func:`low_rank_truth` (the operators drawn from ``seed``, the truth from the same
+    seed's own stream). **Returns:** ``(problem, truth)``."""
+    truth = low_rank_truth(shape, rank, seed)
+    return gaussian_sensing(shape, n_measurements, truth, seed), truth
+
+
+def problem_from_dict(data: dict):
+    """The problem a ``to_dict`` describes (``ValueError`` naming what is wrong; sizes are
+    checked before anything is allocated, and a recipe's operators against their digest)."""
+    kinds = {c.__name__: c for c in (MatrixCompletion, TensorCompletion, MatrixSensing)}
+    if not isinstance(data, dict) or data.get("kind") not in kinds:
+        kind = data.get("kind") if isinstance(data, dict) else data
+        raise ValueError(f"kind must be one of {sorted(kinds)}, got {kind!r}")
+    needs = {"shape", "operators", "values"} if data["kind"] == "MatrixSensing" \
+        else {"shape", "indices", "values"}
+    missing = sorted(needs - set(data))
+    if missing:
+        raise ValueError(f"a {data['kind']} needs {missing}")
+    if data["kind"] != "MatrixSensing":
+        return kinds[data["kind"]](data["shape"], data["indices"], data["values"])
+    shape = validated_shape(data["shape"], min_order=2, max_order=2)
+    ops = data["operators"]
+    if not isinstance(ops, dict):
+        if not isinstance(ops, list):
+            raise ValueError("operators must be a list of matrices or a recipe")
+        return MatrixSensing(shape, ops, data["values"])
+    recipe, digest = ops.get("recipe"), ops.get("sha256")
+    gaussian = recipe.get("gaussian") if isinstance(recipe, dict) else None
+    if not isinstance(gaussian, dict) or set(gaussian) != {"n_measurements", "seed"}:
+        raise ValueError(f"operators recipe must be {{'gaussian': {{'n_measurements': m, "
+                         f"'seed': s}}}}, got {recipe!r}")
+    built = MatrixSensing(shape, gaussian_operators(shape, gaussian["n_measurements"],
+                                                    gaussian["seed"]),
+                          data["values"], recipe=recipe)
+    if built.digest() != digest:
+        raise ValueError("operators drawn from the recipe differ from those the file "
+                         "recorded (sha256 mismatch): the file was altered, or numpy's "
+                         "generator draws differently here")
+    return built
+
+
+MATRIX_PROBLEMS = (MatrixCompletion, MatrixSensing)
+
+
+def check_problem_and_model(problem, model, problem_cls, model_cls: type) -> None:
+    """Raise TypeError/ValueError naming the field unless ``problem`` is a ``problem_cls``
+    (a class or a tuple of them), ``model`` a ``model_cls``, and their shapes are equal."""
     if not isinstance(problem, problem_cls):
-        raise TypeError(f"problem must be a {problem_cls.__name__}, got {type(problem).__name__}")
+        classes = problem_cls if isinstance(problem_cls, tuple) else (problem_cls,)
+        names = " or ".join(c.__name__ for c in classes)
+        raise TypeError(f"problem must be a {names}, got {type(problem).__name__}")
     if not isinstance(model, model_cls):
         raise TypeError(f"model must be a {model_cls.__name__}, got {type(model).__name__}")
     if problem.shape != model.shape:
@@ -265,8 +528,8 @@ def det_sign_decides(problem: EntryCompletion) -> bool:
     entry observed but (1, 1), 1-based). On other problems (a general completion, say a
     100x100 one) ``det W`` is a product of many singular values, some of them far below
     the scale of ``W`` from a random start, and its sign is not what is asked about."""
-    if len(problem.shape) != 2:
-        return False
+    if len(problem.shape) != 2 or not isinstance(problem, EntryCompletion):
+        return False  # sensing: W is seen only through its measurements
     if tuple(problem.shape) == (2, 2):
         return True
     mask = np.asarray(problem.mask, dtype=bool)
@@ -284,17 +547,11 @@ def low_rank_completion(shape, rank: int, n_observed: int, seed: int = 0
     **Returns:** ``(problem, truth)``.
     """
     d, d2 = validated_shape(shape, min_order=2, max_order=2)
-    if isinstance(rank, bool) or int(rank) != rank or not 1 <= rank <= min(d, d2):
-        raise ValueError(f"rank must be an integer in [1, min(d, d2) = {min(d, d2)}], "
-                         f"got {rank!r}")
+    truth = low_rank_truth((d, d2), rank, seed)
     if isinstance(n_observed, bool) or int(n_observed) != n_observed \
             or not 1 <= n_observed <= d * d2:
         raise ValueError(f"n_observed must be an integer in [1, {d * d2}], got {n_observed!r}")
-    seed = check_integer("seed", seed, minimum=0)
-    truth_rng, order_rng = (np.random.default_rng(s)
-                            for s in np.random.SeedSequence(seed).spawn(2))
-    truth = truth_rng.standard_normal((d, int(rank))) @ truth_rng.standard_normal((int(rank), d2))
-    truth *= np.sqrt(d * d2) / np.linalg.norm(truth)
+    order_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
     flat = order_rng.choice(d * d2, size=int(n_observed), replace=False)
     indices = np.stack(np.unravel_index(flat, (d, d2)), axis=1)
     return MatrixCompletion((d, d2), indices, truth[tuple(indices.T)]), truth

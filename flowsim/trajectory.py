@@ -27,7 +27,7 @@ from .files import (
     write_npz,
 )
 from .parameterization import model_from_dict
-from .problem import EntryCompletion
+from .problem import problem_from_dict
 from .runtime import package_version
 from .statuses import FAILURE_STATUSES, SUCCESS_STATUSES
 
@@ -267,7 +267,7 @@ def check_trajectory_parts(data: dict, meta: dict, dims: dict) -> None:
         raise ValueError(f"metadata n_factors is {n_f} but the file lacks {missing}")
     check_arrays(data, [ArraySpec(name, "f", ("n", "*", "*")) for name in layers], dims)
     config, shape = meta["config"], data["product"].shape[1:]
-    for key, parse in (("problem", EntryCompletion.from_dict), ("model", model_from_dict)):
+    for key, parse in (("problem", problem_from_dict), ("model", model_from_dict)):
         if key not in config:
             continue
         try:

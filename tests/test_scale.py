@@ -11,6 +11,7 @@ commuting ``W`` and ``G``), integrated here by scipy's DOP853, entry by entry.
 import numpy as np
 import pytest
 import scipy.integrate
+from reference_odes import completion_gradient, products_at
 
 import flowsim as fs
 
@@ -98,22 +99,6 @@ def test_low_rank_completion_protocol():
         fs.low_rank_completion((5, 5), 2, 26)
 
 
-def factor_field(mask, target, shapes):
-    """The gradient flow of ``1/2 |mask (W3 W2 W1 - B)|^2`` on the factors, written here
-    (six matrix products per evaluation), for scipy."""
-    sizes = [a * b for a, b in shapes]
-
-    def rhs(t, y):
-        w1, w2, w3 = (y[sum(sizes[:k]):sum(sizes[:k + 1])].reshape(shapes[k])
-                      for k in range(3))
-        a = w2 @ w1
-        r = mask * (w3 @ a - target)
-        b = w3.T @ r
-        return -np.concatenate([(w2.T @ b).ravel(), (b @ w1.T).ravel(), (r @ a.T).ravel()])
-
-    return rhs
-
-
 def test_protocol_default_call_along_the_path():
     """Arora et al.'s protocol (100x100, rank 5, 2,000 observed, depth 3, balanced 1e-3):
     the default call is within PATH_TOL of scipy's DOP853 at rtol 1e-12 on the factor ODE
@@ -127,17 +112,8 @@ def test_protocol_default_call_along_the_path():
     assert traj.status == "stop_loss", traj.message
     assert traj.config["options"]["solver"] == "Dopri8ROCK4"
     np.testing.assert_array_equal(traj.t[1:-1], times)
-    rhs = factor_field(np.asarray(problem.mask), np.asarray(problem.target),
-                       [w.shape for w in params])
-    y0 = np.concatenate([np.asarray(w).ravel() for w in params])
-    ref = scipy.integrate.solve_ivp(rhs, (0, traj.t[-1]), y0, method="DOP853", rtol=1e-12,
-                                    atol=1e-14, t_eval=traj.t[1:])
-    assert ref.status == 0
-    shapes = [w.shape for w in params]
-    for k, y in enumerate(ref.y.T):
-        w1, w2, w3 = (y[sum(a * b for a, b in shapes[:i]):
-                        sum(a * b for a, b in shapes[:i + 1])].reshape(shapes[i])
-                      for i in range(3))
-        exact = w3 @ w2 @ w1
+    exacts = products_at(completion_gradient(problem.mask, problem.target), params,
+                         traj.t[1:])
+    for k, exact in enumerate(exacts):
         error = np.linalg.norm(traj.product[k + 1] - exact) / np.linalg.norm(exact)
         assert error <= PATH_TOL, (traj.t[k + 1], error)

@@ -5,7 +5,7 @@ stability interval it assumes for Dopri8."""
 import diffrax
 import jax.numpy as jnp
 import numpy as np
-import scipy.integrate
+from reference_odes import completion_gradient, products_at
 
 import flowsim as fs
 from flowsim.integration import switching
@@ -59,25 +59,7 @@ def test_stiff_it_switches_and_follows_the_flow():
     assert switched is not None and 0 < switched < t_max
     dopri8_evaluations = switching.EXPLICIT_EVALUATIONS * (b.stats["steps"] + b.stats["rejected"])
     assert a.stats["vector_field_evaluations"] < dopri8_evaluations / 2
-    # an independent integration of the factor ODE, written here
-    shapes = [w.shape for w in params]
-
-    def rhs(t, y):
-        ws, k = [], 0
-        for s in shapes:
-            ws.append(y[k:k + s[0] * s[1]].reshape(s))
-            k += s[0] * s[1]
-        w = ws[2] @ ws[1] @ ws[0]
-        r = mask * (w - target)
-        g = [(ws[2] @ ws[1]).T @ r, ws[2].T @ r @ ws[0].T, r @ (ws[1] @ ws[0]).T]
-        return -np.concatenate([x.ravel() for x in g])
-
-    y0 = np.concatenate([np.asarray(w).ravel() for w in params])
-    ref = scipy.integrate.solve_ivp(rhs, (0, t_max), y0, method="Radau", rtol=1e-12,
-                                    atol=1e-14).y[:, -1]
-    ws, k = [], 0
-    for s in shapes:
-        ws.append(ref[k:k + s[0] * s[1]].reshape(s))
-        k += s[0] * s[1]
-    exact = ws[2] @ ws[1] @ ws[0]
+    # an independent integration of the factor ODE (tests/reference_odes.py)
+    exact = products_at(completion_gradient(mask, target), params, [t_max], method="Radau",
+                        rtol=1e-12, atol=1e-14)[-1]
     assert np.linalg.norm(a.product[-1] - exact) <= 1e-7 * np.linalg.norm(exact)

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..parameterization import Factorization, Params
+from ..problem import observation_loss
 
 #: float64's unit roundoff
 EPS = float(np.finfo(np.float64).eps)
@@ -146,8 +147,7 @@ class Coordinates(abc.ABC):
         """The loss and ``max |W_ij|`` from one product (what the integrators check after
         every accepted step)."""
         w = self.product(y)
-        r = mask * (w - target)
-        return 0.5 * jnp.sum(r * r), jnp.max(jnp.abs(w))
+        return observation_loss(w, mask, target), jnp.max(jnp.abs(w))
 
     def loss_rate(self, y, mask, target):
         """``d loss / dt`` along the flow: ``<grad_y loss, dy/dt>``."""

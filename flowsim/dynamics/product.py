@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..parameterization import Factorization, Params, product
+from ..problem import loss_gradient
 from ._base import Coordinates
 from ._linalg import power_divided_difference
 
@@ -134,4 +135,4 @@ class ProductCoordinates(Coordinates):
 
     def vector_field(self, y, mask, target):
         w = self.product(y)
-        return -end_to_end_field(w, mask * (w - target), self.model.depth).ravel()
+        return -end_to_end_field(w, loss_gradient(w, mask, target), self.model.depth).ravel()

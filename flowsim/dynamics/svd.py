@@ -68,6 +68,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..parameterization import Params, product
+from ..problem import loss_gradient
 from ._base import Coordinates
 from ._linalg import power_ratio
 from .product import require_balanced
@@ -149,7 +150,7 @@ def _conformal_field(depth, y, sigma, mask, target):
     """``dy/dt`` in the conformal chart ``(alpha, z1, z2, delta, eps)``; ``W = sigma E W~``."""
     chart = _Chart.of(y)
     e = sigma * chart.reflection()
-    g = e * (mask * (e * chart.internal() - target))  # G~ = E grad l(E W~)
+    g = e * loss_gradient(e * chart.internal(), mask, target)  # G~ = E grad l(E W~)
     rot = _rotation(chart.alpha)
     z = chart.z
     gamma = 1.0 - 2.0 / depth
@@ -186,7 +187,7 @@ def _polar_field(depth, y, sigma, mask, target):
     theta, phi, log_s1, log_s2, eps = y[0], y[1], y[2], y[3], y[4]
     e = sigma * jnp.array([1.0, eps])[:, None]
     u, v = _rotation(theta), _rotation(phi)
-    g = e * (mask * (e * _polar_internal(y) - target))
+    g = e * loss_gradient(e * _polar_internal(y), mask, target)
     gh = u.T @ g @ v
     gamma = 1.0 - 2.0 / depth
     d_log_s1 = -depth * jnp.exp(gamma * log_s1) * gh[0, 0]  # Lemma 5 divided by s_r

@@ -18,7 +18,13 @@ import numpy as np
 
 from ..dynamics import AUTO, Coordinates, choose_coordinates, is_balanced, make_coordinates
 from ..parameterization import CPFactorization, DeepMatrixFactorization, Factorization
-from ..problem import EntryCompletion, MatrixCompletion, TensorCompletion, det_sign_decides
+from ..problem import (
+    MATRIX_PROBLEMS,
+    EntryCompletion,
+    MatrixSensing,
+    TensorCompletion,
+    det_sign_decides,
+)
 from . import checkpoint as checkpoints
 from .options import SolverOptions, make_options, parse_save_at
 from .solvers import check_resumable
@@ -29,7 +35,7 @@ class Start:
     """One member of a group: what its run starts from."""
 
     index: int
-    problem: EntryCompletion
+    problem: EntryCompletion | MatrixSensing
     y0: np.ndarray
     stop_loss: float | None
     t_max: float
@@ -68,7 +74,7 @@ def is_batch(params) -> bool:
 def per_member(name: str, value, n: int, batch: bool) -> list:
     """``value`` for each of ``n`` members: one value for all, or one per member."""
     if batch and isinstance(value, (list, tuple, np.ndarray)) and not isinstance(
-            value, EntryCompletion):
+            value, (EntryCompletion, MatrixSensing)):
         if len(value) != n:
             raise ValueError(f"{name} must be one value or one per member ({n}), "
                              f"got {len(value)}")
@@ -77,12 +83,14 @@ def per_member(name: str, value, n: int, batch: bool) -> list:
 
 
 def check_problem(problem, model, name="problem"):
-    if not isinstance(problem, EntryCompletion):
-        raise TypeError(f"{name} must be a MatrixCompletion or TensorCompletion, "
-                        f"got {type(problem).__name__}")
-    kind = MatrixCompletion if isinstance(model, DeepMatrixFactorization) else TensorCompletion
+    if not isinstance(problem, (EntryCompletion, MatrixSensing)):
+        raise TypeError(f"{name} must be a MatrixCompletion, MatrixSensing or "
+                        f"TensorCompletion, got {type(problem).__name__}")
+    kind = MATRIX_PROBLEMS if isinstance(model, DeepMatrixFactorization) \
+        else (TensorCompletion,)
     if not isinstance(problem, kind) or problem.shape != model.shape:
-        raise ValueError(f"{name} must be a {kind.__name__} with shape {model.shape} (the "
+        names = " or ".join(k.__name__ for k in kind)
+        raise ValueError(f"{name} must be a {names} with shape {model.shape} (the "
                          f"model's), got a {type(problem).__name__} with shape "
                          f"{problem.shape}")
 
