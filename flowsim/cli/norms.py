@@ -12,7 +12,7 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    from ..experiments.norms import BASELINES
+    from ..experiments.norms import BASELINES, MEASUREMENTS
 
     p = sub.add_parser("norms", help="deep matrix factorization flows vs minimum nuclear "
                                      "norm (Arora et al. 2019 protocol)", description=__doc__)
@@ -30,6 +30,9 @@ def register(sub) -> None:
     p.add_argument("--baseline", choices=BASELINES, default="cvxpy",
                    help="minimum nuclear norm by cvxpy/SCS (default) or by ADMM")
     p.add_argument("--max-steps", type=int, default=200_000, help="flow steps per run")
+    p.add_argument("--measurements", choices=MEASUREMENTS, default="completion",
+                   help="observed entries (default) or Gaussian linear measurements "
+                        "y_i = <A_i, W*> (matrix sensing); --n counts either")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -50,7 +53,8 @@ def run(args) -> int:
     config = NormsConfig(shape=tuple(args.shape), rank=args.rank,
                          n_values=tuple(args.n_values), depths=tuple(args.depths),
                          seeds=tuple(args.seeds), init=args.init, stop_mse=args.stop_mse,
-                         baseline=args.baseline, max_steps=args.max_steps)
+                         baseline=args.baseline, max_steps=args.max_steps,
+                         measurements=args.measurements)
     if config.baseline == "cvxpy":
         require_cvxpy()  # one line naming the extra, before any run
     records, _ = run_grid(config, args.out, progress=not args.no_progress)

@@ -1,6 +1,10 @@
 """The norms question at the literature's sizes (Arora, Cohen, Hu & Luo 2019): matrix
-completion of a random low-rank ground truth by gradient flow on deep matrix
-factorizations of depths 1-4, beside the minimum nuclear norm completion.
+completion (or Gaussian matrix sensing) of a random low-rank ground truth by gradient flow
+on deep matrix factorizations of depths 1-4, beside the minimum nuclear norm solution.
+
+``measurements="completion"`` observes ``n`` entries (:func:`~flowsim.low_rank_completion`);
+``"sensing"`` takes ``n`` Gaussian measurements ``y_i = <A_i, W*>`` of the same ground
+truth (:func:`~flowsim.low_rank_sensing`, entries of ``A_i`` i.i.d. ``N(0, 1/n)``).
 
 One *run* is one point of the grid: ``("flow", n, seed, depth)`` integrates gradient flow
 from a layer-wise Gaussian start (per-layer std ``init^(1/L) / sqrt(min(d, d2))``, seed
@@ -36,9 +40,17 @@ from ..initialization import gaussian_init
 from ..integration import gradient_flow
 from ..parameterization import DeepMatrixFactorization
 from ..plots import save_figure
-from ..problem import check_distinct, check_integer, check_real, low_rank_completion
+from ..problem import (
+    check_distinct,
+    check_integer,
+    check_real,
+    low_rank_completion,
+    low_rank_sensing,
+)
 
 BASELINES = ("cvxpy", "admm")
+#: what the problems observe (module doc)
+MEASUREMENTS = ("completion", "sensing")
 RESULTS = "norms_results.json"
 MATRICES = "norms_matrices.npz"
 RESULTS_FORMAT = Format("flowsim.norms", 1, keys=(Key("config", (dict,)),
@@ -53,7 +65,7 @@ RECORD_KEYS = (Key("kind", (str,)), Key("n", (int,)), Key("seed", (int,)),
 @dataclass(frozen=True)
 class NormsConfig:
     """The grid (module doc). `baseline`: ``"cvxpy"`` (SCS) or ``"admm"``; `max_steps`:
-    the flow's step budget per run."""
+    the flow's step budget per run; `measurements`: ``"completion"`` or ``"sensing"``."""
 
     shape: tuple[int, int] = (100, 100)
     rank: int = 5
@@ -64,6 +76,7 @@ class NormsConfig:
     stop_mse: float = 1e-6
     baseline: str = "cvxpy"
     max_steps: int = 200_000
+    measurements: str = "completion"
 
     def __post_init__(self):
         if isinstance(self.shape, (str, bytes)) or not hasattr(self.shape, "__len__"):
@@ -73,13 +86,20 @@ class NormsConfig:
         if len(shape) != 2:
             raise ValueError(f"shape must be (d, d2), got {self.shape!r}")
         rank = check_integer("rank", self.rank, 1, min(shape))
-        n_values = tuple(check_integer("n_values", n, 1, shape[0] * shape[1])
+        most = shape[0] * shape[1] if self.measurements == "completion" else None
+        n_values = tuple(check_integer("n_values", n, 1, most)
                          for n in _listed("n_values", self.n_values))
         depths = tuple(check_integer("depths", d, 1) for d in _listed("depths", self.depths))
         seeds = tuple(check_integer("seeds", s, 0) for s in _listed("seeds", self.seeds))
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {list(BASELINES)}, "
                              f"got {self.baseline!r}")
+        if self.measurements not in MEASUREMENTS:
+            raise ValueError(f"measurements must be one of {list(MEASUREMENTS)}, "
+                             f"got {self.measurements!r}")
+        if self.measurements == "sensing" and self.baseline == "admm":
+            raise ValueError("baseline 'admm' solves completion only; use baseline "
+                             "'cvxpy' for sensing")
         for name, value in (("shape", shape), ("rank", rank), ("n_values", n_values),
                             ("depths", depths), ("seeds", seeds),
                             ("init", check_real("init", self.init, minimum=0, strict=True)),
@@ -123,7 +143,8 @@ def flow_to_mse(problem, model, params, stop_mse: float, max_steps: int):
 def run_one(config: NormsConfig, key: tuple) -> tuple[np.ndarray, dict]:
     """The matrix of one grid point and its record (module doc)."""
     kind, n, seed, depth = key
-    problem, truth = low_rank_completion(config.shape, config.rank, n, seed=seed)
+    make = low_rank_sensing if config.measurements == "sensing" else low_rank_completion
+    problem, truth = make(config.shape, config.rank, n, seed=seed)
     record = {"kind": kind, "n": n, "seed": seed, "depth": depth}
     start = time.perf_counter()
     if kind == "nuclear":
@@ -178,6 +199,7 @@ def run_grid(config: NormsConfig, folder, progress: bool = True) -> tuple[list[d
     records, matrices = [], {}
     if (folder / RESULTS).exists():
         stored, records, matrices = read_results(folder)
+        stored = {"measurements": "completion", **stored}  # folders written before sensing
         if stored != config.to_dict():
             diff = sorted(k for k in stored if stored[k] != config.to_dict().get(k))
             raise ValueError(f"{folder / RESULTS} holds a grid with other settings "
@@ -259,10 +281,12 @@ def plot(config: NormsConfig, records: list[dict], folder) -> list:
         ax.axhline(FLOOR, color="gray", lw=0.8, ls=":")
         ax.text(ax.get_xlim()[0], FLOOR, f" errors below {FLOOR:g} drawn at {FLOOR:g}",
                 fontsize=7, va="bottom", color="gray")
-    ax.set_xlabel("number of observed entries")
+    ax.set_xlabel("number of observed entries" if config.measurements == "completion"
+                  else "number of Gaussian measurements")
     ax.set_ylabel(r"test error $\|W-W^*\|_F^2/\|W^*\|_F^2$")
     d, d2 = config.shape
-    ax.set_title(f"{d}x{d2}, rank {config.rank}: flow from init {config.init:g} to train "
+    what = "completion" if config.measurements == "completion" else "Gaussian sensing"
+    ax.set_title(f"{d}x{d2}, rank {config.rank}, {what}: flow from init {config.init:g} to train "
                  f"MSE {config.stop_mse:g}\nmedian and range over {len(config.seeds)} seeds",
                  fontsize=9)
     ax.grid(alpha=0.3, which="both")

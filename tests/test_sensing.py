@@ -1,0 +1,164 @@
+"""Matrix sensing (``y_i = <A_i, W>``): the problem's checks, its files, and its flows
+against integrations written here (scipy on the factor ODE, tests/reference_odes.py) and
+against gradient descent, whose deviation from the flow is first order in the step."""
+
+import json
+
+import numpy as np
+import pytest
+from reference_odes import sensing_gradient, products_at
+
+import flowsim as fs
+
+
+@pytest.fixture(scope="module")
+def small():
+    return fs.low_rank_sensing((20, 20), 2, 200, seed=0)
+
+
+def test_loss_and_gradient_are_the_sums_they_name(small):
+    problem, truth = small
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((20, 20))
+    r = np.array([np.sum(a * w) for a in problem.operators]) - problem.values
+    assert float(problem.loss(w)) == pytest.approx(0.5 * np.sum(r * r), rel=1e-13)
+    grad = sum(ri * a for ri, a in zip(r, problem.operators))
+    np.testing.assert_allclose(problem.residual(w), grad, rtol=1e-12, atol=1e-12)
+    assert float(problem.loss(truth)) <= 1e-20 * float(problem.loss(w))
+    # batched over leading axes
+    batched = np.asarray(problem.loss(np.stack([w, w.T])))
+    np.testing.assert_allclose(batched, [problem.loss(w), problem.loss(w.T)], rtol=1e-13)
+
+
+def test_gaussian_operators_are_normalized(small):
+    problem, _ = small
+    ops = problem.operators
+    assert ops.shape == (200, 20, 20)
+    # entries N(0, 1/m): their sample variance over 80,000 draws is 1/m within 2 %
+    assert np.var(ops) * 200 == pytest.approx(1.0, rel=0.02)
+
+
+def test_completion_is_the_special_case():
+    """A completion problem and its sensing form (indicator operators) have the same loss,
+    gradient and flow."""
+    completion = fs.perturbed_problem(1.0, 1.0, 0.3)
+    sensing = fs.MatrixSensing.from_completion(completion)
+    w = np.array([[0.3, -1.2], [0.7, 2.0]])
+    assert float(sensing.loss(w)) == pytest.approx(float(completion.loss(w)), rel=1e-15)
+    np.testing.assert_allclose(sensing.residual(w), completion.residual(w), rtol=1e-15)
+    model = fs.DeepMatrixFactorization((3, 3), 3)
+    big = fs.padded_problem(3, 3)
+    params = fs.balanced_init(model, seed=2, scale=0.1)
+    times = [0.5, 2.0, 6.0]
+    a = fs.gradient_flow(big, model, params, save_at=times, t_max=6.0, progress=False)
+    b = fs.gradient_flow(fs.MatrixSensing.from_completion(big), model, params, save_at=times,
+                         t_max=6.0, progress=False)
+    assert a.status == b.status == "t_max"
+    for k in range(1, 4):
+        scale = np.linalg.norm(a.product[k])
+        assert np.linalg.norm(a.product[k] - b.product[k]) <= 1e-7 * scale
+
+
+def test_files_store_a_recipe_and_check_its_digest(small, tmp_path):
+    problem, _ = small
+    data = problem.to_dict()
+    assert set(data["operators"]) == {"recipe", "sha256"}
+    assert len(json.dumps(data)) < 20_000  # 200 values, not 80,000 operator entries
+    back = fs.MatrixCompletion.from_dict(json.loads(json.dumps(data)))
+    assert isinstance(back, fs.MatrixSensing)
+    np.testing.assert_array_equal(back.operators, problem.operators)
+    np.testing.assert_array_equal(back.values, problem.values)
+    data["operators"]["sha256"] = "0" * 64
+    with pytest.raises(ValueError, match="sha256"):
+        fs.MatrixCompletion.from_dict(data)
+    given = fs.MatrixSensing((2, 2), [[[1.0, 0.0], [0.0, -1.0]], [[0.0, 1.0], [1.0, 0.0]]],
+                             [0.5, 2.0])
+    assert given.symmetric
+    back = fs.MatrixCompletion.from_dict(json.loads(json.dumps(given.to_dict())))
+    np.testing.assert_array_equal(back.operators, given.operators)
+    # a trajectory file keeps the problem and reads it back
+    model = fs.DeepMatrixFactorization((20, 20), 2)
+    traj = fs.gradient_flow(problem, model, fs.balanced_init(model, scale=0.1), t_max=0.1,
+                            progress=False)
+    path = tmp_path / "sensing.npz"
+    traj.save(path)
+    again = fs.Trajectory.load(path)
+    np.testing.assert_array_equal(again.product, traj.product)
+    assert again.config["problem"] == traj.config["problem"]
+
+
+@pytest.mark.parametrize("operators, values, match", [
+    (np.ones((3, 2, 3)), np.ones(3), r"operators must have shape \(m, 2, 2\)"),
+    (np.ones((0, 2, 2)), np.ones(0), r"operators must have shape"),
+    (np.ones((2, 2, 2, 2)), np.ones(2), r"operators must have shape"),
+    (np.full((2, 2, 2), np.nan), np.ones(2), "operators must be finite"),
+    (np.full((2, 2, 2), np.inf), np.ones(2), "operators must be finite"),
+    (np.array([[["a", "b"], ["c", "d"]]]), np.ones(1), "operators must be real"),
+    (np.ones((2, 2, 2)), np.ones(3), "one entry per measurement"),
+    (np.ones((2, 2, 2)), [1.0, np.nan], "values must be finite"),
+    (np.ones((2, 2, 2)), np.ones((2, 1)), "values must be a 1-d list"),
+])
+def test_bad_measurements_are_refused_by_name(operators, values, match):
+    with pytest.raises(ValueError, match=match):
+        fs.MatrixSensing((2, 2), operators, values)
+
+
+def test_sizes_are_checked_before_anything_is_allocated():
+    with pytest.raises(ValueError, match="GiB of memory"):
+        fs.gaussian_operators((1000, 1000), 10 ** 7)
+    with pytest.raises(ValueError, match="n_measurements"):
+        fs.gaussian_operators((5, 5), 0)
+    with pytest.raises(ValueError, match="truth must have shape"):
+        fs.gaussian_sensing((5, 5), 10, np.zeros((4, 5)))
+
+
+def test_a_sensing_problem_needs_a_matrix_model(small):
+    problem, _ = small
+    with pytest.raises(ValueError, match="MatrixSensing"):
+        fs.gradient_flow(problem, fs.DeepMatrixFactorization((20, 10), 2),
+                         fs.balanced_init(fs.DeepMatrixFactorization((20, 10), 2)),
+                         progress=False)
+    with pytest.raises(TypeError, match="sensing problem has no unobserved entries"):
+        fs.unobserved_entries(problem, np.zeros((20, 20)))
+
+
+# the flow against scipy's DOP853 at rtol 1e-12 on the factor ODE written in the tests, at
+# saved times through the escape from the small start and after it; and gradient descent
+# at two learning rates against the same reference (first order: halving lr halves it)
+CASES = {
+    "20x20": dict(shape=(20, 20), rank=2, m=200, depth=3, scale=1e-2,
+                  times=[0.05, 0.1, 0.25, 0.5, 1.0, 3.0], lrs=(1e-2, 5e-3)),
+    "100x100": dict(shape=(100, 100), rank=5, m=2000, depth=3, scale=1e-3,
+                    times=[0.1, 0.25, 0.5, 1.0, 2.0], lrs=(2e-3, 1e-3)),
+}
+PATH_TOL = 1e-7
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_flow_against_scipy_and_descent(name):
+    case = CASES[name]
+    problem, _ = fs.low_rank_sensing(case["shape"], case["rank"], case["m"], seed=0)
+    model = fs.DeepMatrixFactorization(case["shape"], case["depth"])
+    params = fs.balanced_init(model, seed=0, scale=case["scale"])
+    times = case["times"]
+    traj = fs.gradient_flow(problem, model, params, save_at=times, t_max=times[-1],
+                            progress=False)
+    assert traj.status == "t_max", traj.message
+    np.testing.assert_array_equal(traj.t[1:], times)
+    exact = products_at(sensing_gradient(problem.operators, problem.values), params, times)
+    for k, w in enumerate(exact):
+        error = np.linalg.norm(traj.product[k + 1] - w) / np.linalg.norm(w)
+        assert error <= PATH_TOL, (times[k], error)
+    # the loss fell through the escape (the saved times are not all at the start)
+    assert traj.loss[-1] < 1e-2 * traj.loss[0]
+    deviations = []
+    for lr in case["lrs"]:
+        steps = int(round(times[-1] / lr))
+        gd = fs.gradient_descent(problem, model, params, lr, max_iterations=steps,
+                                 save_steps=[steps], progress=False)
+        k = int(np.nonzero(gd.steps == steps)[0][0])
+        deviations.append(np.linalg.norm(gd.product[k] - exact[-1]) / np.linalg.norm(exact[-1]))
+    # deviation C lr + O(lr^2): the ratio at lr and lr/2 is 2 (1 + O(lr)), far from the
+    # 1 of a deviation dominated by the flow's own error and the 4 of second order
+    assert 1.8 <= deviations[0] / deviations[1] <= 2.2, deviations
+    assert deviations[1] > 100 * PATH_TOL  # the flow's error is far below what is measured
