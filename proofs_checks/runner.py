@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 import flowsim as fs
 
 from . import (
+    gunasekar,
     lemmas,
     norms,
     norms_at_scale,
@@ -64,6 +65,9 @@ class Plan:
     arora_seeds: tuple[int, ...] = (0,)
     padded_shapes: tuple[tuple[int, int], ...] = ((6, 6),)
     padded_stop_loss: float = 1e-4
+    # Gunasekar et al. 2017's Theorem 1 (commuting sensing, depth 2, start alpha I): the
+    # same alphas in both modes (8x8, 0.1 s a run once compiled)
+    gunasekar_alphas: tuple[float, ...] = gunasekar.ALPHAS
 
 
 def make_plan(quick: bool, coordinates: str | None = None) -> Plan:
@@ -277,6 +281,37 @@ def padded_task(plan: Plan, outcome: Outcome) -> list[CheckResult]:
     return out
 
 
+def gunasekar_task(plan: Plan, outcome: Outcome) -> list[CheckResult]:
+    inst = gunasekar.commuting_sensing()
+    problem = inst.problem
+    nuc = fs.min_nuclear_norm(problem, solver="CLARABEL")
+    fro = fs.min_frobenius_norm(problem).matrix
+    out = [gunasekar.check_instance_discriminates(nuc.matrix, inst.truth, fro),
+           gunasekar.check_baseline(nuc, inst)]
+    model = fs.DeepMatrixFactorization(problem.shape, 2)
+    start = float(problem.loss(np.zeros(problem.shape)))
+    products = {}
+    for alpha in plan.gunasekar_alphas:
+        traj = fs.gradient_flow(problem, model, fs.identity_init(model, alpha),
+                                stop_loss=gunasekar.STOP_LOSS_REL * start, save_at="ends",
+                                progress=False)
+        products[alpha] = traj.product[-1]
+        if not traj.success:
+            out.append(CheckResult(gunasekar.GUNASEKAR, f"alpha {alpha:g}: trajectory "
+                                   "reached its stop loss", traj.message, -1.0, False,
+                                   "numeric"))
+    outcome.runs["gunasekar"] = products
+    gaps = gunasekar.gaps(products, nuc.matrix)
+    smallest = min(products)
+    z_nuc = np.diag(inst.eigen_coordinates(nuc.matrix))
+    out += [gunasekar.check_flow_commutes(products, inst),
+            gunasekar.check_gaps_decrease(gaps),
+            gunasekar.check_smallest_gap(gaps),
+            gunasekar.check_not_frobenius(products[smallest], fro, nuc.matrix, smallest),
+            gunasekar.check_rate(gaps, gunasekar.predicted_exponent(inst.a, z_nuc))]
+    return out
+
+
 #: claim name -> task, in report order
 TASKS: dict[str, Callable[[Plan, Outcome], list[CheckResult]]] = {
     "Proposition 1": proposition1_task,
@@ -288,6 +323,7 @@ TASKS: dict[str, Callable[[Plan, Outcome], list[CheckResult]]] = {
     "Lemmas 4-5": lemmas_task,
     norms_at_scale.PROP1: padded_task,
     norms_at_scale.ARORA: arora_task,
+    gunasekar.GUNASEKAR: gunasekar_task,
 }
 
 
