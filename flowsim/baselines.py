@@ -235,7 +235,7 @@ def nuclear_norm_admm(problem: MatrixCompletion, delta: float = 0.0, *, tol: flo
     - `progress`: a progress bar with the iteration, the rank of the threshold and the
       two residuals against their targets.
     """
-    problem = _check_problem(problem)
+    problem = _check_problem(problem, (MatrixCompletion,))  # sensing: min_nuclear_norm
     delta = _check_delta(delta)
     tol = check_real("tol", tol, minimum=0, strict=True)
     max_iter = check_integer("max_iter", max_iter, minimum=1)

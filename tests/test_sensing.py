@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from reference_odes import sensing_gradient, products_at
+from reference_odes import products_at, sensing_gradient
 
 import flowsim as fs
 
@@ -128,8 +128,10 @@ def test_a_sensing_problem_needs_a_matrix_model(small):
 CASES = {
     "20x20": dict(shape=(20, 20), rank=2, m=200, depth=3, scale=1e-2,
                   times=[0.05, 0.1, 0.25, 0.5, 1.0, 3.0], lrs=(1e-2, 5e-3)),
-    "100x100": dict(shape=(100, 100), rank=5, m=2000, depth=3, scale=1e-3,
-                    times=[0.1, 0.25, 0.5, 1.0, 2.0], lrs=(2e-3, 1e-3)),
+    # 500 measurements (40 MB of operators; each evaluation streams them twice), depth 2:
+    # the escape is over by t = 0.2 (loss 4e-2 of 580 at t = 0.05)
+    "100x100": dict(shape=(100, 100), rank=2, m=500, depth=2, scale=1e-3,
+                    times=[0.05, 0.1, 0.2], lrs=(2e-3, 1e-3)),
 }
 PATH_TOL = 1e-7
 
@@ -162,3 +164,98 @@ def test_flow_against_scipy_and_descent(name):
     # 1 of a deviation dominated by the flow's own error and the 4 of second order
     assert 1.8 <= deviations[0] / deviations[1] <= 2.2, deviations
     assert deviations[1] > 100 * PATH_TOL  # the flow's error is far below what is measured
+
+
+# -- the norm-minimizing baselines on sensing problems ----------------------------------
+
+def sdp_nuclear_sensing(problem, delta=0.0):
+    """min (tr P + tr Q) / 2 s.t. [[P, X], [X^T, Q]] PSD and <A_i, X> = y_i (or within
+    delta): the nuclear norm's semidefinite form (Fazel 2002), written here, Clarabel."""
+    cp = pytest.importorskip("cvxpy")
+    d, d2 = problem.shape
+    x = cp.Variable((d, d2))
+    p = cp.Variable((d, d), symmetric=True)
+    q = cp.Variable((d2, d2), symmetric=True)
+    cons = [cp.bmat([[p, x], [x.T, q]]) >> 0]
+    for a, y in zip(problem.operators, problem.values):
+        m = cp.sum(cp.multiply(a, x))
+        cons.append(cp.abs(m - y) <= delta if delta else m == y)
+    prob = cp.Problem(cp.Minimize((cp.trace(p) + cp.trace(q)) / 2), cons)
+    prob.solve(solver="CLARABEL")
+    assert prob.status == "optimal"
+    return prob.value
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return fs.low_rank_sensing((8, 7), 2, 30, seed=4)
+
+
+@pytest.mark.parametrize("delta", [0.0, 0.05])
+def test_nuclear_norm_on_sensing_matches_an_independent_sdp(tiny, delta):
+    pytest.importorskip("cvxpy")
+    problem, _ = tiny
+    fit = fs.min_nuclear_norm(problem, delta=delta, eps=1e-10, max_iters=100_000)
+    assert fit.status == "optimal"
+    assert fit.objective == pytest.approx(sdp_nuclear_sensing(problem, delta), rel=1e-4)
+    r = problem.measure(fit.matrix) - problem.values
+    assert np.max(np.abs(r)) <= delta + 1e-6
+    assert fit.max_violation == pytest.approx(np.max(np.abs(r)) - delta, abs=1e-12)
+
+
+def test_min_frobenius_on_sensing_is_the_pseudo_inverse(tiny):
+    problem, _ = tiny
+    fit = fs.min_frobenius_norm(problem)
+    a = problem.operators.reshape(problem.n_observed, -1)
+    np.testing.assert_allclose(fit.matrix.ravel(), np.linalg.pinv(a) @ problem.values,
+                               rtol=1e-9, atol=1e-12)
+    assert abs(fit.max_violation) <= 1e-12 * np.max(np.abs(problem.values))
+
+
+def test_an_infeasible_delta_is_said():
+    """More measurements than unknowns, inconsistent: no W meets them exactly."""
+    pytest.importorskip("cvxpy")
+    ops = fs.gaussian_operators((3, 3), 20, seed=1)
+    values = np.random.default_rng(0).standard_normal(20)
+    problem = fs.MatrixSensing((3, 3), ops, values)
+    with pytest.raises(ValueError, match="infeasible"):
+        fs.min_nuclear_norm(problem)
+    with pytest.raises(ValueError, match="delta must be"):
+        fs.min_nuclear_norm(problem, delta=-1.0)
+    assert fs.min_frobenius_norm(problem).max_violation > 1e-3  # least squares misses them
+
+
+def test_admm_says_it_solves_completion_only(tiny):
+    with pytest.raises(TypeError, match="MatrixCompletion"):
+        fs.nuclear_norm_admm(tiny[0])
+
+
+def test_missing_cvxpy_is_one_line_for_sensing(tiny, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cvxpy", None)
+    with pytest.raises(ImportError, match=r"pip install 'flowsim\[convex\]'"):
+        fs.min_nuclear_norm(tiny[0])
+
+
+def test_norms_experiment_on_sensing(tmp_path):
+    """`flowsim norms --measurements sensing`: the grid on Gaussian measurements, the
+    baseline from cvxpy, the figure and the files; ADMM refused by name."""
+    pytest.importorskip("cvxpy")
+    from flowsim.cli import main
+
+    out = tmp_path / "n"
+    assert main(["norms", "--out", str(out), "--shape", "8", "8", "--rank", "1", "--n", "20",
+                 "40", "--depths", "1", "3", "--seeds", "0", "--measurements", "sensing",
+                 "--no-progress"]) == 0
+    data = json.loads((out / "norms_results.json").read_text())
+    assert data["config"]["measurements"] == "sensing"
+    assert {r["kind"] for r in data["records"]} == {"nuclear", "flow"}
+    assert (out / "norms.png").stat().st_size > 0 and (out / "norms.pdf").stat().st_size > 0
+    # 40 generic measurements of a rank-1 8x8 matrix (15 degrees of freedom): both recover
+    at40 = [r for r in data["records"] if r["n"] == 40 and r["depth"] in (None, 3)]
+    assert all(r["test_error"] < 1e-4 for r in at40), at40
+    with pytest.raises(ValueError, match="completion only"):
+        from flowsim.experiments.norms import NormsConfig
+
+        NormsConfig(measurements="sensing", baseline="admm")
