@@ -259,3 +259,33 @@ def test_norms_experiment_on_sensing(tmp_path):
         from flowsim.experiments.norms import NormsConfig
 
         NormsConfig(measurements="sensing", baseline="admm")
+
+
+def test_cli_run_and_a_sweep_on_sensing(tmp_path, capsys):
+    """`flowsim run --problem sensing` and a sweep on the named sensing problem: batched
+    members take the steps of the single runs, and the results file holds them."""
+    from flowsim.cli import main
+    from flowsim.experiments.sweep import SweepConfig, run_sweep
+
+    assert main(["run", "--problem", "sensing", "--dims", "5", "4", "--depth", "2",
+                 "--det-sign", "none", "--stop-loss", "1e-6", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "10 measurements, largest residual" in out
+    config = SweepConfig(grid={"depth": 2, "scale": [1e-2, 1e-1], "stop_loss": 1e-6},
+                         settings={"problem": "sensing", "d": 5, "d2": 4, "repetitions": 2,
+                                   "batch_size": 4},
+                         solver=fs.SolverOptions(lanes=2))
+    results = run_sweep(config, tmp_path / "sweep.npz", progress=False)
+    assert results.done.all() and len(results.done) == 4
+    assert set(results.columns["status"]) == {"stop_loss"}
+    assert results.columns["w_final"].shape == (4, 5, 4)
+    problem = fs.low_rank_sensing((5, 4), 1, 10, seed=0)[0]
+    model = fs.DeepMatrixFactorization((5, 4), 2)
+    inits = [fs.balanced_init(model, seed=s, scale=1e-1) for s in range(3)]
+    batch = fs.gradient_flow(problem, model, inits, stop_loss=1e-6, lanes=2, progress=False)
+    singles = [fs.gradient_flow(problem, model, w, stop_loss=1e-6, progress=False)
+               for w in inits]
+    for b, s in zip(batch, singles):
+        assert b.status == s.status == "stop_loss"
+        assert np.linalg.norm(b.product[-1] - s.product[-1]) <= 1e-9 * np.linalg.norm(
+            s.product[-1])

@@ -1,4 +1,4 @@
-"""``flowsim run``: one gradient-flow trajectory on a matrix completion problem."""
+"""``flowsim run``: one gradient-flow trajectory on a matrix completion or sensing problem."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ..experiments import named
 from ..files import check_output
 from ..integration import SOLVERS, SolverOptions, gradient_flow
 from ..parameterization import DeepMatrixFactorization
+from ..problem import MatrixSensing
 from ..runtime import check_fits
 
 
@@ -36,12 +37,14 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="integrate gradient flow once and print a summary",
                        description=__doc__)
     p.add_argument("--problem", choices=tuple(named.PROBLEMS), default="paper",
-                   help="paper: Eq. (6); perturbed: Theorem 2 with --b; padded: App. E with --dims")
+                   help="paper: Eq. (6); perturbed: Theorem 2 with --b; padded: App. E with "
+                        "--dims; sensing: D*D2//2 Gaussian measurements of a rank-1 "
+                        "--dims matrix")
     p.add_argument("--b", type=float, nargs=3, metavar=("B12", "B21", "B22"),
                    default=(-2, 0.5, 0.1),
                    help="observations of --problem perturbed")
     p.add_argument("--dims", type=int, nargs=2, metavar=("D", "D2"), default=(3, 3),
-                   help="shape for --problem padded")
+                   help="shape for --problem padded or sensing")
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--init", choices=tuple(named.INITS), default="balanced")
     p.add_argument("--scale", type=float, default=1e-3,
@@ -81,7 +84,11 @@ def run(args) -> int:
     args.det_sign_given = args.det_sign is not _DEFAULT_SIGN
     if args.output:
         check_output(args.output, "--output")
-    if args.depth >= 1 and args.problem == "padded" and min(args.dims) >= 1:
+    if args.problem == "sensing" and min(args.dims) >= 1:
+        d, d2 = args.dims
+        check_fits(f"--problem sensing with --dims {d} {d2} ({d * d2 // 2} measurement "
+                   f"matrices {d}x{d2})", 8 * (d * d2 // 2) * d * d2)
+    if args.depth >= 1 and args.problem in ("padded", "sensing") and min(args.dims) >= 1:
         d, d2 = args.dims
         m = min(d, d2)  # every factor is at least m x m
         check_fits(f"--depth {args.depth} with --dims {d} {d2} ({args.depth} factors of "
@@ -89,7 +96,8 @@ def run(args) -> int:
                    8 * (args.depth * m * m + d * d2))
     elif args.depth >= 1:
         check_fits(f"--depth {args.depth} ({args.depth} factors of 2x2)", 32 * args.depth)
-    if (args.det_sign_given and args.det_sign is not None and args.problem == "padded"
+    if (args.det_sign_given and args.det_sign is not None
+            and args.problem in ("padded", "sensing")
             and args.dims[0] != args.dims[1]):
         raise ValueError(f"--det-sign {args.det_sign:+d} needs a square W, but --dims "
                          f"{args.dims[0]} {args.dims[1]} is not square (W has no "
@@ -112,9 +120,13 @@ def run(args) -> int:
     print(traj.summary())
     if len(traj):
         w = traj.product[-1]
-        unobs = metrics.unobserved_entries(problem, w)
-        print(f"unobserved entries (0-based {problem.unobserved_indices.tolist()}): "
-              f"{np.array2string(unobs, precision=8)}")
+        if isinstance(problem, MatrixSensing):
+            print(f"{problem.n_observed} measurements, largest residual "
+                  f"{np.max(np.abs(problem.measure(w) - problem.values)):.3e}")
+        else:
+            unobs = metrics.unobserved_entries(problem, w)
+            print(f"unobserved entries (0-based {problem.unobserved_indices.tolist()}): "
+                  f"{np.array2string(unobs, precision=8)}")
         s = np.sqrt(2 * traj.loss[-1])
         if problem.shape == (2, 2):
             print(f"|W11| * sqrt(2 loss) = {abs(w[0, 0]) * s:.8f}  (Theorem 1: -> 1)")

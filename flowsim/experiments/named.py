@@ -1,7 +1,9 @@
 """Problems and initializations by name: the one table ``flowsim run`` and sweeps read.
 
 Each named problem is built from the observations of ``"perturbed"`` (``b = (b12, b21,
-b22)``, Theorem 2) and the shape of ``"padded"`` (``dims = (d, d2)``, App. E); each named
+b22)``, Theorem 2) and the shape of ``"padded"`` (``dims = (d, d2)``, App. E; also the
+shape of ``"sensing"``: Gaussian sensing, seed 0, of the rank-1 ground truth
+:func:`~flowsim.low_rank_truth` with ``d d2 // 2`` measurements, at least 1); each named
 initialization from a seed, a scale (the product scale; the per-entry std for
 ``"gaussian"``) and a sign of ``det W`` (``None``: unconditioned).
 """
@@ -16,6 +18,8 @@ PROBLEMS = {
     "paper": lambda b, dims: problems.paper_problem(),
     "perturbed": lambda b, dims: problems.perturbed_problem(*b),
     "padded": lambda b, dims: problems.padded_problem(*dims),
+    "sensing": lambda b, dims: problems.low_rank_sensing(
+        dims, 1, max(1, dims[0] * dims[1] // 2), seed=0)[0],
 }
 #: named initializations: ``build(model, seed, scale, det_sign)``
 INITS = {
