@@ -60,6 +60,10 @@ def _markdown(outcome: Outcome, figures: list[str]) -> str:
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines += ["", "Seconds per claim: " + ", ".join(f"{k} {v:.1f}" for k, v in
                                                     outcome.seconds.items()), ""]
+    if outcome.warnings:
+        lines += ["Warnings the runs raised (recorded, not failures):", ""]
+        lines += [f"- {claim}: {w}" for claim, ws in outcome.warnings.items() for w in ws]
+        lines += [""]
     lines += [f"![{f}]({f})" for f in figures]
     return "\n".join(lines) + "\n"
 
@@ -140,6 +144,7 @@ def write_report(outcome: Outcome, folder) -> Path:
     plan = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(outcome.plan).items()}
     plan["coordinates"] = {str(d): c for d, c in outcome.plan.coordinates.items()}
     payload = {"passed": outcome.passed, "plan": plan, "seconds": outcome.seconds,
+               "warnings": outcome.warnings,
                "results": [r.to_dict() for r in outcome.results], "figures": figures}
     write_text(folder / "report.json", json.dumps(jsonable(payload), indent=1))
     write_text(folder / "report.md", _markdown(outcome, figures))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -94,6 +95,9 @@ class Outcome:
     results: list[CheckResult] = field(default_factory=list)
     runs: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
+    #: claim -> the distinct warnings its runs raised (kept for the report, not printed
+    #: over the progress bar: e.g. the sign events the Gaussian-start flows record)
+    warnings: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -339,10 +343,16 @@ def run_checks(quick: bool = True, only: list[str] | None = None, coordinates: s
     for name in bar:
         bar.set_postfix_str(name)
         start = time.perf_counter()
-        try:
-            outcome.results += TASKS[name](outcome.plan, outcome)
-        except Exception as exc:  # a crashed task is a failed claim, the others still run
-            outcome.results.append(CheckResult(name, "task ran", f"{type(exc).__name__}: {exc}",
-                                               math.nan, False, "numeric"))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                outcome.results += TASKS[name](outcome.plan, outcome)
+            except Exception as exc:  # a crashed task is a failed claim, the others run
+                outcome.results.append(CheckResult(name, "task ran",
+                                                   f"{type(exc).__name__}: {exc}",
+                                                   math.nan, False, "numeric"))
+        if caught:
+            outcome.warnings[name] = sorted({f"{w.category.__name__}: {w.message}"
+                                             for w in caught})
         outcome.seconds[name] = time.perf_counter() - start
     return outcome

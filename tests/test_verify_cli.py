@@ -59,3 +59,24 @@ def test_fold_keeps_the_tightest_run():
     assert folded.passed and folded.margin == 0.5 and "run b" in folded.evidence
     c = CheckResult("T", "c", "C", -1.0, False)
     assert not runner.fold([("run a", a), ("run c", c)]).passed
+
+
+def test_warnings_of_the_runs_are_kept_for_the_report(monkeypatch, tmp_path, recwarn):
+    """A task's warnings go to the report (report.md, report.json), not over the bar."""
+    import json
+    import warnings
+
+    from proofs_checks import report, runner
+    from proofs_checks.result import CheckResult
+
+    def task(plan, outcome):
+        warnings.warn("a sign event, recorded")
+        return [CheckResult("claim x", "holds", "ok", 1.0, True, "numeric")]
+
+    monkeypatch.setattr(runner, "TASKS", {"claim x": task})
+    outcome = runner.run_checks(quick=True, progress=False)
+    assert outcome.passed and not recwarn.list
+    assert outcome.warnings == {"claim x": ["UserWarning: a sign event, recorded"]}
+    folder = report.write_report(outcome, tmp_path)
+    assert "a sign event, recorded" in (folder / "report.md").read_text()
+    assert json.loads((folder / "report.json").read_text())["warnings"] == outcome.warnings

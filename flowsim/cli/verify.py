@@ -35,5 +35,9 @@ def run(args) -> int:
                                 progress=not args.no_progress)
     print(report.format_table(outcome))
     folder = report.write_report(outcome, args.out)
+    if outcome.warnings:
+        count = sum(len(w) for w in outcome.warnings.values())
+        print(f"{count} distinct warning(s) from the runs of {', '.join(outcome.warnings)} "
+              f"(recorded, not failures): listed in report.md")
     print(f"report: {folder / 'report.md'} (and report.json, figures)")
     return 0 if outcome.passed else 1
