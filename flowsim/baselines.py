@@ -184,26 +184,62 @@ def min_nuclear_norm(problem: MatrixCompletion | MatrixSensing, delta: float = 0
                          {"solver_objective": float(program.value)})
 
 
-def _svt_full(y: np.ndarray, tau: float) -> tuple[np.ndarray, int]:
-    u, s, vt = np.linalg.svd(y, full_matrices=False)
+def _svt_apply(u: np.ndarray, s: np.ndarray, vt: np.ndarray, tau: float
+               ) -> tuple[np.ndarray, int]:
     keep = s > tau
     return (u[:, keep] * (s[keep] - tau)) @ vt[keep], int(keep.sum())
 
 
-def _svt_partial(y: np.ndarray, tau: float, k: int) -> tuple[np.ndarray, int]:
-    """Singular value thresholding from the top ``k`` singular triplets (Lanczos),
-    doubling ``k`` until the smallest one computed is below ``tau``."""
-    from scipy.sparse.linalg import svds
+def _svt_full(y: np.ndarray, tau: float) -> tuple[np.ndarray, int, np.ndarray]:
+    """Singular value thresholding from a dense SVD (LAPACK ``gesdd``); also the right
+    singular vectors kept, to start the next partial SVD from."""
+    import scipy.linalg
 
-    m = min(y.shape)
-    while True:
-        if k >= m // 2:
-            return _svt_full(y, tau)
-        u, s, vt = svds(y, k=k, random_state=0)
-        if s.min() <= tau:
-            keep = s > tau
-            return (u[:, keep] * (s[keep] - tau)) @ vt[keep], int(keep.sum())
-        k *= 2
+    try:
+        u, s, vt = scipy.linalg.svd(y, full_matrices=False, lapack_driver="gesdd",
+                                    check_finite=False)
+    except np.linalg.LinAlgError:  # gesdd's rare failure to converge: the slower gesvd
+        u, s, vt = scipy.linalg.svd(y, full_matrices=False, lapack_driver="gesvd",
+                                    check_finite=False)
+    x, rank = _svt_apply(u, s, vt, tau)
+    return x, rank, vt[:rank].T
+
+
+#: relative residual ``||Y v - s u|| / s_1`` at which a singular triplet of the partial
+#: SVD counts as converged, and the most block-power sweeps one partial SVD may take
+_SVT_RESIDUAL, _SVT_SWEEPS = 1e-11, 40
+
+
+def _svt_subspace(y: np.ndarray, tau: float, start: np.ndarray, extra: int,
+                  rng: np.random.Generator) -> tuple[np.ndarray, int, np.ndarray] | None:
+    """Singular value thresholding from the top singular triplets only, by block power
+    (subspace) iteration with Rayleigh-Ritz (Halko, Martinsson & Tropp 2011, algorithm
+    4.4; Golub & Van Loan 2013, section 8.2.4) on a block of ``start.shape[1] + extra``
+    right vectors: ``start`` (the right singular vectors kept by the previous threshold,
+    the warm start) and ``extra`` random ones.
+
+    Returns ``None`` (the caller grows the block or takes a dense SVD) when the smallest
+    Ritz value of the block is still above ``tau`` (the block may miss a singular value
+    the threshold lets through), or when the triplets above ``tau`` have not reached a
+    relative residual ``||Y v - s u|| <= 1e-11 s_1`` in 40 sweeps."""
+    d2 = y.shape[1]
+    v = np.concatenate([start, rng.standard_normal((d2, extra))], axis=1)
+    w = y @ v
+    for _ in range(_SVT_SWEEPS):
+        q, _ = np.linalg.qr(w)
+        ub, s, vt = np.linalg.svd(q.T @ y, full_matrices=False)
+        u = q @ ub
+        w = y @ vt.T
+        if s[-1] > tau:
+            return None
+        keep = s > tau
+        if not keep.any():
+            return np.zeros_like(y), 0, vt[:0].T
+        residual = np.linalg.norm(w[:, keep] - u[:, keep] * s[keep], axis=0)
+        if residual.max() <= _SVT_RESIDUAL * s[0]:
+            x, rank = _svt_apply(u, s, vt, tau)
+            return x, rank, vt[:rank].T
+    return None
 
 
 def nuclear_norm_admm(problem: MatrixCompletion, delta: float = 0.0, *, tol: float = 1e-7,
@@ -213,27 +249,56 @@ def nuclear_norm_admm(problem: MatrixCompletion, delta: float = 0.0, *, tol: flo
     """``argmin ||W||_*`` subject to the observations (exact, or within ``delta``
     entrywise) by ADMM: ``min ||X||_* + [Z feasible]`` subject to ``X = Z``.
 
-    Each iteration: ``X = SVT_{1/rho}(Z - U)`` (singular value thresholding), ``Z`` = the
-    projection of ``X + U`` onto the feasible set (observed entries set to, or clipped into
-    ``[b - delta, b + delta]``), ``U += X - Z``; during the first ``adapt`` iterations
-    ``rho`` is rebalanced when one residual is 10x the other (Boyd et al. 2011, section
-    3.4.1), then held fixed (convergence is proved for a fixed ``rho``). Stops when the
-    primal residual ``||X - Z||_F`` and the dual residual ``rho ||Z - Z_prev||_F`` are
-    both below ``tol`` times ``sqrt(d d2)`` plus ``tol`` times the size of the iterates.
-    The answer is ``Z``: feasible to rounding at every step.
+    Each iteration: ``X = SVT_tau(Z - U)`` (singular value thresholding at ``tau = 1 /
+    rho``; Cai, Candes & Shen 2010), ``Z`` = the projection of ``X + U`` onto the feasible
+    set (observed entries set to, or clipped into ``[b - delta, b + delta]``), ``U += X -
+    Z``. The answer is ``Z``: feasible to rounding at every step.
+
+    **The threshold (continuation).** ``tau`` starts large, at twice the top singular
+    value of the observed matrix, where the threshold keeps only a few singular values,
+    and is lowered from there: during the first ``adapt`` iterations ``rho`` is doubled
+    (``tau`` halved) when the primal residual is 10x the dual one and halved in the
+    opposite case (residual balancing, Boyd et al. 2011, section 3.4.1; a large-``tau``
+    start with decrease as in the continuation of Toh & Yun 2010 and the warm-started path
+    of Mazumder, Hastie & Tibshirani 2010). With the partial SVD, a ``tau`` whose threshold
+    lets more than ``min(d, d2) / 10`` singular values through is undone (doubled back)
+    and not lowered again for 10 iterations, while the iterates settle (a dense SVD per
+    iteration is what the partial SVD is there to avoid).
+    After ``adapt`` iterations ``rho`` is held fixed (convergence is proved for a fixed
+    ``rho``; the problem solved does not depend on it).
+
+    **The SVD.** Dense (LAPACK ``gesdd``), or with `partial_svd` only the top singular
+    triplets: block power iteration with Rayleigh-Ritz (Halko, Martinsson & Tropp 2011)
+    on the right singular vectors the previous threshold kept (its rank is the predicted
+    rank) plus ``max(5, rank / 4)`` random columns, swept until every triplet above
+    ``tau`` has residual ``||Y v - s u|| <= 1e-11 s_1`` and the block's smallest Ritz value
+    is below ``tau``; the extra columns double until it is, and past ``min(d, d2) / 10``
+    columns (or 40 sweeps) the dense SVD is taken instead.
+
+    **Stopping (primal and dual residuals).** Stops when the primal residual ``||X -
+    Z||_F`` is below ``tol (sqrt(d d2) + max(||X||_F, ||Z||_F))`` and the dual residual
+    ``rho ||Z - Z_prev||_F`` below ``tol (sqrt(d d2) + rho ||U||_F)``. When that holds
+    after a partial SVD, the iteration is repeated with a dense SVD, and status
+    ``"converged"`` is given only if the test holds there too, so it never rests on an
+    approximate threshold.
 
     **Arguments:**
 
     - `problem`, `delta`: as :func:`min_nuclear_norm`.
     - `tol`: stopping tolerance (above).
     - `max_iter`: iteration budget; a run that spends it ends with status
-      ``"max_iter"`` (the matrix is still feasible, its objective is not yet optimal).
-    - `rho`: starting penalty (default ``1 / sigma_max(observed matrix) * 10``).
-    - `partial_svd`: threshold from the top singular triplets only (Lanczos, the number
-      needed found by doubling): default for ``min(d, d2) >= 100`` (3x faster there).
+      ``"max_iter"`` and ``info["message"]`` says so (the matrix is still feasible, its
+      objective is not yet optimal).
+    - `rho`: starting penalty (default ``0.5 / sigma_max(observed matrix)``).
+    - `partial_svd`: threshold from the top singular triplets only (above); default for
+      ``min(d, d2) >= 300``, where a dense SVD per iteration is the cost (about 1-3 s at
+      1000 x 1000).
     - `adapt`: iterations during which ``rho`` is rebalanced.
-    - `progress`: a progress bar with the iteration, the rank of the threshold and the
-      two residuals against their targets.
+    - `progress`: a progress bar with the iteration, the rank of the threshold, the SVDs
+      taken and the two residuals against their targets.
+
+    ``info``: ``rank`` (of the last threshold), ``rho`` (the last), ``svd_partial`` and
+    ``svd_full`` (how many thresholds each kind of SVD gave), ``message``.
     """
     problem = _check_problem(problem, (MatrixCompletion,))  # sensing: min_nuclear_norm
     delta = _check_delta(delta)
@@ -241,47 +306,69 @@ def nuclear_norm_admm(problem: MatrixCompletion, delta: float = 0.0, *, tol: flo
     max_iter = check_integer("max_iter", max_iter, minimum=1)
     adapt = check_integer("adapt", adapt, minimum=0)
     d, d2 = problem.shape
+    m = min(d, d2)
     if partial_svd is None:
-        partial_svd = min(d, d2) >= 100
+        partial_svd = m >= 300
     idx = tuple(problem.indices.T)
     low, high = problem.values - delta, problem.values + delta
     z = np.asarray(problem.target, dtype=np.float64).copy()
     if rho is None:
         top = float(np.linalg.norm(z, 2)) if not partial_svd else float(
             _top_singular_value(z))
-        rho = 10.0 / top if top > 0 else 1.0
+        rho = _SVT_RHO0 / top if top > 0 else 1.0
     rho = check_real("rho", rho, minimum=0, strict=True)
     u = np.zeros_like(z)
+    rho_start, hold, cap = rho, 0, max(1, m // 10)
     scale = math.sqrt(d * d2)
+    rng = np.random.default_rng(0)
     start = time.perf_counter()
-    status, it, rank = "max_iter", 0, 0
+    status, it, rank, verify = "max_iter", 0, 0, False
+    basis = np.zeros((d2, 0))
+    counts = {"partial": 0, "full": 0}
     bar = tqdm(total=max_iter, desc="admm", unit="it") if progress else None
     while it < max_iter:
         it += 1
         y = z - u
-        if partial_svd:
-            x, rank = _svt_partial(y, 1.0 / rho, max(10, rank + 5))
-        else:
-            x, rank = _svt_full(y, 1.0 / rho)
+        tau = 1.0 / rho
+        out = None
+        if partial_svd and not verify:
+            extra = max(5, rank // 4)
+            while out is None and basis.shape[1] + extra <= cap:
+                out = _svt_subspace(y, tau, basis, extra, rng)
+                extra *= 2
+        kind = "full" if out is None else "partial"
+        counts[kind] += 1
+        x, rank, basis = _svt_full(y, tau) if out is None else out
+        del y, out
         z_prev = z
         z = x + u
         z[idx] = np.clip(z[idx], low, high)
-        u = u + x - z
+        u += x
+        u -= z
         primal = float(np.linalg.norm(x - z))
         dual = rho * float(np.linalg.norm(z - z_prev))
+        del z_prev
         size = max(float(np.linalg.norm(x)), float(np.linalg.norm(z)))
+        del x
         primal_target = tol * (scale + size)
         dual_target = tol * (scale + rho * float(np.linalg.norm(u)))
         if bar is not None:
             bar.update()
-            bar.set_postfix_str(f"rank {rank}, primal {primal / primal_target:.1e}, dual "
-                                f"{dual / dual_target:.1e} of target")
-        if primal <= primal_target and dual <= dual_target:
+            bar.set_postfix_str(f"rank {rank}, svd {counts['partial']} partial "
+                                f"{counts['full']} full, primal {primal / primal_target:.1e},"
+                                f" dual {dual / dual_target:.1e} of target")
+        passed = primal <= primal_target and dual <= dual_target
+        if passed and kind == "full":
             status = "converged"
             break
+        verify = passed  # met after a partial SVD: check once more with a dense one
         if it > adapt:  # a fixed rho from here on: ADMM's convergence needs it
             continue
-        if primal > 10 * dual:
+        if partial_svd and rank > cap and rho > rho_start and it >= hold:
+            hold = it + _SVT_HOLD  # too low for a partial SVD: back one step, and wait
+            rho /= 2.0
+            u *= 2.0
+        elif primal > 10 * dual and it >= hold:
             rho *= 2.0
             u /= 2.0
         elif dual > 10 * primal:
@@ -290,8 +377,21 @@ def nuclear_norm_admm(problem: MatrixCompletion, delta: float = 0.0, *, tol: flo
     seconds = time.perf_counter() - start
     if bar is not None:
         bar.close()
+    message = ("primal and dual residuals below tol" if status == "converged" else
+               f"not converged: max_iter={max_iter} iterations spent, the last primal "
+               f"residual {primal / primal_target:.1e} and dual residual "
+               f"{dual / dual_target:.1e} times their targets")
     return NormMinimizer(z, _nuclear(z), _violation(problem, z, delta), "admm", status,
-                         seconds, delta, it, {"rank": rank, "rho": rho})
+                         seconds, delta, it,
+                         {"rank": rank, "rho": rho, "svd_partial": counts["partial"],
+                          "svd_full": counts["full"], "message": message})
+
+
+#: default starting penalty, times 1 / sigma_max(observed): tau = 1 / rho starts at twice
+#: the top singular value, where the threshold keeps few singular values
+_SVT_RHO0 = 0.5
+#: iterations during which the threshold is not lowered after one was undone
+_SVT_HOLD = 10
 
 
 def _top_singular_value(a: np.ndarray) -> float:
