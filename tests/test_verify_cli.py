@@ -70,7 +70,7 @@ def test_warnings_of_the_runs_are_kept_for_the_report(monkeypatch, tmp_path, rec
     from proofs_checks.result import CheckResult
 
     def task(plan, outcome):
-        warnings.warn("a sign event, recorded")
+        warnings.warn("a sign event, recorded", stacklevel=2)
         return [CheckResult("claim x", "holds", "ok", 1.0, True, "numeric")]
 
     monkeypatch.setattr(runner, "TASKS", {"claim x": task})
