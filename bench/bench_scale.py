@@ -23,11 +23,13 @@ d = 100, 200, 500, 1000, rank 5 below d = 500 and 10 from 500, 20% of the entrie
 observed (uniform, seed 0), the default flow call. Each size runs in its own subprocess
 (its peak RSS is its own): the flow warm (its loop compiled by a 4-step call first), its
 steps, gradient evaluations and ms per evaluation, then ``gradient_descent(lr=1e-3)`` to
-the same loss. Either is stopped at a wall cap (``--flow-cap``, ``--gd-cap``, 30 min
-each by default): a capped flow reports the flow time, loss and evaluations it reached
-and an extrapolated total (evaluations from a power law in d through the two largest
-finished sizes, times its own ms per evaluation); a capped descent an estimated time, its
-measured iterations per second times the ``k ~ T / lr`` iterations the flow's stop time
+the same loss. The flow is stopped at a wall cap (``--flow-cap``, 30 min by default):
+a capped flow reports the flow time, loss and evaluations it reached and an extrapolated
+total (evaluations from a power law in d through the two largest finished sizes, times
+its own ms per evaluation). Descent runs to the loss where its pace (from two short runs)
+says it finishes within ``--gd-cap`` (30 min by default), else for about ``--gd-probe``
+seconds, and its time is estimated: its measured iterations per second times the
+``k ~ T / lr`` iterations the flow's stop time
 ``T`` asks for. Estimates are marked ``e``. ``--rows FILE`` keeps the rows across
 invocations (sizes run with different caps, one table).
 
