@@ -20,6 +20,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import guards, loop
 from .programs import PROGRAMS
@@ -88,7 +89,12 @@ class JaxEngine:
             size = len(group[0])
             pad = self.padded_width(size) - size
             stacked = [_stack(list(col) + [col[0]] * pad) for col in group]
-            out += _unstack(PROGRAMS.call(PIECES[fn], fn, self.spec, tuple(stacked)), size)
+            # one LAPACK thread: the loop's only LAPACK call is the LU of the sign watch
+            # (every accepted step), where OpenBLAS's threads spin against XLA's on a busy
+            # machine (measured, 2 cores under load: 3.4x the flow's time at d = 200)
+            with threadpool_limits(limits=1, user_api="blas"):
+                out += _unstack(PROGRAMS.call(PIECES[fn], fn, self.spec, tuple(stacked)),
+                                size)
         return out
 
     def start(self, runs) -> list[tuple[float, np.ndarray]]:
