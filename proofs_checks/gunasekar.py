@@ -171,6 +171,45 @@ def check_instance_discriminates(w_nuc, truth, w_fro) -> CheckResult:
                        {"to_truth": to_truth, "to_frobenius": to_fro})
 
 
+def lp_minimizer(instance: CommutingInstance):
+    """The minimum nuclear norm solution of a commuting instance without a conic solver:
+    by the pinching inequality a minimizer is diagonal in ``Q``, ``W = Q diag(z) Q^T``
+    with ``z`` of least l1 norm subject to ``a z = y``, a linear program (scipy's HiGHS,
+    ``z = z+ - z-``). Returns a :class:`flowsim.baselines.NormMinimizer`. What ``flowsim
+    verify`` uses, so that its main job needs no optional extra; where cvxpy is installed
+    the runner also checks ``fs.min_nuclear_norm`` against it."""
+    import time
+
+    from scipy.optimize import linprog
+
+    from flowsim.baselines import NormMinimizer
+
+    a, y = instance.a, instance.problem.values
+    d = a.shape[1]
+    start = time.perf_counter()
+    res = linprog(np.ones(2 * d), A_eq=np.hstack([a, -a]), b_eq=y, bounds=(0, None),
+                  method="highs")
+    if res.status != 0:
+        raise ValueError(f"the instance's l1 program failed: {res.message}")
+    z = res.x[:d] - res.x[d:]
+    w = instance.q @ np.diag(z) @ instance.q.T
+    w = 0.5 * (w + w.T)
+    violation = float(np.abs(np.asarray(instance.problem.measure(w)) - y).max())
+    return NormMinimizer(w, float(np.sum(np.linalg.svd(w, compute_uv=False))), violation,
+                         "LP (scipy HiGHS)", "optimal", time.perf_counter() - start)
+
+
+def check_solvers_agree(lp, conic) -> CheckResult:
+    """flowsim's conic minimizer (``fs.min_nuclear_norm``) and the LP give the same
+    matrix, to ``BASELINE_TOL`` relative (Frobenius)."""
+    gap = _rel(conic.matrix, lp.matrix, lp.matrix)
+    return CheckResult(GUNASEKAR, f"fs.min_nuclear_norm ({conic.method}) equals the LP's "
+                                  f"minimizer to {BASELINE_TOL:g}",
+                       f"relative difference {gap:.1e}; objectives {conic.objective:.9f} "
+                       f"and {lp.objective:.9f}", BASELINE_TOL - gap,
+                       bool(gap <= BASELINE_TOL), "numeric")
+
+
 def check_baseline(fit, instance: CommutingInstance) -> CheckResult:
     """flowsim's nuclear norm minimizer fits ``y``, is diagonal in ``Q`` and PSD (so it is
     also the PSD minimum-trace solution the theorem names), each to ``BASELINE_TOL``

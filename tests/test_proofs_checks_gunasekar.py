@@ -162,7 +162,10 @@ def test_gaps_are_the_z_odes_and_its_limit_is_the_hypentropy_minimizer(inst, lp,
 
 def test_task_passes(task):
     results, _ = task
-    assert len(results) == 7 and all(r.passed for r in results), [
+    import importlib.util
+
+    rows = 7 + (importlib.util.find_spec("cvxpy") is not None)  # + the conic baseline's row
+    assert len(results) == rows and all(r.passed for r in results), [
         (r.check, r.evidence) for r in results if not r.passed]
 
 
@@ -212,3 +215,21 @@ def test_matrix_checks_fail_on_doctored_matrices(inst, lp):
     skew = w_lp.copy()
     skew[0, 1] += 1e-6
     assert not gk.check_flow_commutes({1e-3: w_lp, 1e-6: skew}, inst).passed
+
+
+def test_task_needs_no_convex_extra(monkeypatch):
+    """The README's main job installs no optional extra: without cvxpy the check takes
+    the LP's minimizer and passes; with it, a row compares flowsim's conic baseline."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cvxpy", None)  # import cvxpy now raises ImportError
+    plan = runner.make_plan(True)
+    results = runner.gunasekar_task(plan, runner.Outcome(plan))
+    assert all(r.passed for r in results), [r for r in results if not r.passed]
+    assert not any("fs.min_nuclear_norm" in r.check for r in results)
+
+
+def test_task_compares_the_conic_baseline_where_cvxpy_is_installed(task):
+    pytest.importorskip("cvxpy")
+    rows = [r for r in task[0] if "fs.min_nuclear_norm" in r.check]
+    assert len(rows) == 1 and rows[0].passed, rows
