@@ -62,6 +62,20 @@ def check_fits(what: str, nbytes: int) -> None:
                          f"than this machine has ({total / 2**30:.3g} GiB)")
 
 
+@functools.cache
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()  # finds the loaded BLAS libraries once (~0.4 ms a time)
+
+
+def one_blas_thread():
+    """A context manager under which BLAS and LAPACK run on one thread (where their
+    threads only spin against other work: docs/numerics.md). One controller serves the
+    process, so entering it is cheap enough for a step loop's every call."""
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
 #: programs that compiled faster than this are not written to the cache (it is about
 #: the few large step loops, not the many small helpers)
 MIN_COMPILE_SECONDS = 0.1

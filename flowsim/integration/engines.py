@@ -20,8 +20,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+from ..runtime import one_blas_thread
 from . import guards, loop
 from .programs import PROGRAMS
 from .runs import cut_member
@@ -91,8 +91,8 @@ class JaxEngine:
             stacked = [_stack(list(col) + [col[0]] * pad) for col in group]
             # one LAPACK thread: the loop's only LAPACK call is the LU of the sign watch
             # (every accepted step), where OpenBLAS's threads spin against XLA's on a busy
-            # machine (measured, 2 cores under load: 3.4x the flow's time at d = 200)
-            with threadpool_limits(limits=1, user_api="blas"):
+            # machine (docs/numerics.md, "LAPACK threads")
+            with one_blas_thread():
                 out += _unstack(PROGRAMS.call(PIECES[fn], fn, self.spec, tuple(stacked)),
                                 size)
         return out

@@ -41,9 +41,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from ..parameterization import max_cp_rank
+from ..runtime import one_blas_thread
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,7 +114,7 @@ def _one_blas_thread(fn):
     (r = 48, 101 sweeps) 25 s vs 1.0 s."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with threadpool_limits(limits=1, user_api="blas"):
+        with one_blas_thread():
             return fn(*args, **kwargs)
     return wrapper
 
