@@ -114,7 +114,7 @@ def _flat_operators(problem: MatrixSensing) -> np.ndarray:
 
 def _violation(problem, w: np.ndarray, delta: float) -> float:
     if isinstance(problem, MatrixSensing):
-        r = _flat_operators(problem) @ w.ravel() - problem.values
+        r = np.asarray(problem.measure(w)) - problem.values
     else:
         r = w[tuple(problem.indices.T)] - problem.values
     return float(np.max(np.abs(r)) - delta)
@@ -193,8 +193,6 @@ def _svt_apply(u: np.ndarray, s: np.ndarray, vt: np.ndarray, tau: float
 def _svt_full(y: np.ndarray, tau: float) -> tuple[np.ndarray, int, np.ndarray]:
     """Singular value thresholding from a dense SVD (LAPACK ``gesdd``); also the right
     singular vectors kept, to start the next partial SVD from."""
-    import scipy.linalg
-
     try:
         u, s, vt = scipy.linalg.svd(y, full_matrices=False, lapack_driver="gesdd",
                                     check_finite=False)

@@ -251,8 +251,8 @@ def measurements(x, operators):
 def adjoint_measurements(r, operators):
     """``sum_i r_i A_i`` (the adjoint of :func:`measurements` at one ``r`` ``(m,)``),
     written as ``r @ A`` on the flattened operators: XLA's CPU matvec with the stored
-    ``(m, d d2)`` array transposed (``A^T r``, or ``jnp.tensordot``) was measured 9x
-    slower at 100x100, m = 2,000 (docs/numerics.md)."""
+    ``(m, d d2)`` array transposed (``A^T r``, or ``jnp.tensordot``) is several times
+    slower (docs/numerics.md, "Matrix sensing: the cost of an evaluation")."""
     flat = operators.reshape(operators.shape[0], -1)
     return (r @ flat).reshape(operators.shape[1:])
 
