@@ -133,6 +133,28 @@ def validated_indices(indices, shape: tuple[int, ...]) -> np.ndarray:
     return out
 
 
+def validated_values(values, count: int, each: str, counted: str) -> np.ndarray:
+    """``values`` as a float64 array of ``count`` finite real numbers, one per ``each``
+    (an index, a measurement); else ``ValueError`` naming the field (``counted`` names
+    what ``count`` counts in the message)."""
+    try:
+        raw = np.asarray(values)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ValueError(f"values must be an array of real numbers: {exc}") from exc
+    if raw.dtype.kind not in "iuf":
+        raise ValueError(f"values must be real numbers, got {raw.dtype} entries")
+    if raw.ndim != 1:  # a 2-d array is a mistake (a matrix for a list), not a list
+        raise ValueError(f"values must be a 1-d list of numbers, one per {each}, got an "
+                         f"array of shape {raw.shape}")
+    out = raw.astype(np.float64)
+    if out.shape[0] != count:
+        raise ValueError(f"values must have one entry per {each}: {out.shape[0]} values "
+                         f"for {count} {counted}")
+    if not np.all(np.isfinite(out)):
+        raise ValueError("values must be finite (no NaN or inf)")
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class EntryCompletion:
     """Observed entries ``{(idx, b_idx)}`` of an array of a given ``shape``.
@@ -159,23 +181,7 @@ class EntryCompletion:
     def __post_init__(self):
         shape = validated_shape(self.shape, min_order=self.min_order, max_order=self.max_order)
         indices = validated_indices(self.indices, shape)
-        try:
-            raw = np.asarray(self.values)
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise ValueError(f"values must be an array of real numbers: {exc}") from exc
-        if raw.dtype.kind not in "iuf":
-            raise ValueError(f"values must be real numbers, got {raw.dtype} entries")
-        if raw.ndim != 1:  # a 2-d array is a mistake (a matrix for a list), not a list
-            raise ValueError(f"values must be a 1-d list of numbers, one per index, got an "
-                             f"array of shape {raw.shape}")
-        values = raw.astype(np.float64)
-        if values.shape[0] != indices.shape[0]:
-            raise ValueError(
-                f"values must have one entry per index: {values.shape[0]} values for "
-                f"{indices.shape[0]} indices"
-            )
-        if not np.all(np.isfinite(values)):
-            raise ValueError("values must be finite (no NaN or inf)")
+        values = validated_values(self.values, indices.shape[0], "index", "indices")
         mask = np.zeros(shape)
         target = np.zeros(shape)
         mask[tuple(indices.T)] = 1.0
@@ -364,20 +370,8 @@ class MatrixSensing:
         operators = raw.astype(np.float64)
         if not np.all(np.isfinite(operators)):
             raise ValueError("operators must be finite (no NaN or inf)")
-        try:
-            values = np.asarray(self.values)
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise ValueError(f"values must be an array of real numbers: {exc}") from exc
-        if values.dtype.kind not in "iuf" or values.ndim != 1:
-            raise ValueError(f"values must be a 1-d list of real numbers, one per "
-                             f"measurement, got {values.dtype} entries of shape "
-                             f"{values.shape}")
-        values = values.astype(np.float64)
-        if values.shape[0] != operators.shape[0]:
-            raise ValueError(f"values must have one entry per measurement: "
-                             f"{values.shape[0]} values for {operators.shape[0]} operators")
-        if not np.all(np.isfinite(values)):
-            raise ValueError("values must be finite (no NaN or inf)")
+        values = validated_values(self.values, operators.shape[0], "measurement",
+                                  "operators")
         if self.recipe is not None and not isinstance(self.recipe, dict):
             raise ValueError(f"recipe must be a dict or None, got {self.recipe!r}")
         object.__setattr__(self, "shape", shape)
