@@ -42,6 +42,7 @@ from .problem import (
     MatrixSensing,
     check_integer,
     check_real,
+    class_names,
 )
 
 #: conic solvers :func:`min_nuclear_norm` accepts (cvxpy names)
@@ -98,8 +99,8 @@ class NormMinimizer:
 
 def _check_problem(problem, kinds=MATRIX_PROBLEMS):
     if not isinstance(problem, kinds):
-        names = " or ".join(k.__name__ for k in kinds)
-        raise TypeError(f"problem must be a {names}, got {type(problem).__name__}")
+        raise TypeError(f"problem must be a {class_names(kinds)}, got "
+                        f"{type(problem).__name__}")
     return problem
 
 

@@ -524,13 +524,18 @@ def problem_from_dict(data: dict):
 MATRIX_PROBLEMS = (MatrixCompletion, MatrixSensing)
 
 
+def class_names(classes) -> str:
+    """``"A or B"`` for a class or a tuple of classes (what an error message allows)."""
+    classes = classes if isinstance(classes, tuple) else (classes,)
+    return " or ".join(c.__name__ for c in classes)
+
+
 def check_problem_and_model(problem, model, problem_cls, model_cls: type) -> None:
     """Raise TypeError/ValueError naming the field unless ``problem`` is a ``problem_cls``
     (a class or a tuple of them), ``model`` a ``model_cls``, and their shapes are equal."""
     if not isinstance(problem, problem_cls):
-        classes = problem_cls if isinstance(problem_cls, tuple) else (problem_cls,)
-        names = " or ".join(c.__name__ for c in classes)
-        raise TypeError(f"problem must be a {names}, got {type(problem).__name__}")
+        raise TypeError(f"problem must be a {class_names(problem_cls)}, got "
+                        f"{type(problem).__name__}")
     if not isinstance(model, model_cls):
         raise TypeError(f"model must be a {model_cls.__name__}, got {type(model).__name__}")
     if problem.shape != model.shape:

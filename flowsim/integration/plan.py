@@ -23,6 +23,7 @@ from ..problem import (
     EntryCompletion,
     MatrixSensing,
     TensorCompletion,
+    class_names,
     det_sign_decides,
 )
 from . import checkpoint as checkpoints
@@ -89,8 +90,7 @@ def check_problem(problem, model, name="problem"):
     kind = MATRIX_PROBLEMS if isinstance(model, DeepMatrixFactorization) \
         else (TensorCompletion,)
     if not isinstance(problem, kind) or problem.shape != model.shape:
-        names = " or ".join(k.__name__ for k in kind)
-        raise ValueError(f"{name} must be a {names} with shape {model.shape} (the "
+        raise ValueError(f"{name} must be a {class_names(kind)} with shape {model.shape} (the "
                          f"model's), got a {type(problem).__name__} with shape "
                          f"{problem.shape}")
 
