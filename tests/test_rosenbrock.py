@@ -75,7 +75,7 @@ def test_auto_takes_rodas5p_by_stop_loss_coordinates_and_size():
     assert options.resolve("svd", "matrix", 7, None).solver == "Kvaerno5"
     assert options.resolve("product", "matrix", 4, 1e-4).solver == "Kvaerno5"
     assert options.resolve("factors", "cp", 12, 1e-4).solver == "Kvaerno5"
-    assert options.resolve("factors", "matrix", 300, 1e-4).solver == "Dopri8ROCK4"
+    assert options.resolve("factors", "matrix", 300, 1e-4).solver == "Dopri8EXPRB43"
     assert fs.SolverOptions(solver="Kvaerno5").resolve("svd", "matrix", 7, 1e-4).solver \
         == "Kvaerno5"
 

@@ -55,7 +55,7 @@ def test_closed_form_with_defaults(shape, depth):
     traj = fs.gradient_flow(problem, model, fs.identity_init(model, scale=ALPHA),
                             save_at=times, progress=False)
     assert traj.status == "t_max", traj.message
-    assert traj.config["options"]["solver"] == "Dopri8ROCK4"  # what "auto" takes here
+    assert traj.config["options"]["solver"] == "Dopri8EXPRB43"  # what "auto" takes here
     np.testing.assert_array_equal(traj.t, [0.0, *times])
     ref = diagonal_reference(depth, s, times)
     frac = ref[0] / s
@@ -110,7 +110,7 @@ def test_protocol_default_call_along_the_path():
     traj = fs.gradient_flow(problem, model, params, save_at=times, stop_loss=1e-6,
                             t_max=1e4, progress=False)
     assert traj.status == "stop_loss", traj.message
-    assert traj.config["options"]["solver"] == "Dopri8ROCK4"
+    assert traj.config["options"]["solver"] == "Dopri8EXPRB43"
     np.testing.assert_array_equal(traj.t[1:-1], times)
     exacts = products_at(completion_gradient(problem.mask, problem.target), params,
                          traj.t[1:])

@@ -45,7 +45,8 @@ def test_names_are_refused_where_they_are_read():
         fs.SolverOptions(solver="Euler")
     assert solvers.auto_solver("svd", "matrix", 7, 1e-6, stored="Kvaerno5") == "Kvaerno5"
     assert solvers.auto_solver("svd", "matrix", 7, 1e-6, stored="Radau") == "Rodas5P"
-    assert solvers.auto_solver("factors", "matrix", solvers.MATRIX_FREE_FROM, 1e-6) == "Dopri8ROCK4"
+    assert solvers.auto_solver("factors", "matrix", solvers.MATRIX_FREE_FROM,
+                               1e-6) == "Dopri8EXPRB43"
     assert solvers.auto_solver("factors", "cp", solvers.MATRIX_FREE_FROM, 1e-6) == "RKC2"
 
 

@@ -90,12 +90,14 @@ class StabilizedState(eqx.Module):
     jvps: jax.Array
     steps: jax.Array
 
-    def advanced(self, f1, v, rho, evaluations) -> StabilizedState:
+    def advanced(self, f1, v, rho, evaluations, jvps=0) -> StabilizedState:
         """The state after an accepted step that ended with ``F(y_{n+1}) = f1`` and
-        cost ``evaluations`` vector-field evaluations."""
+        cost ``evaluations`` vector-field evaluations and ``jvps`` Jacobian-vector
+        products."""
         return StabilizedState(f0=f1, v=v, rho=rho,
                                fevals=self.fevals + jnp.asarray(evaluations, jnp.float64),
-                               jvps=self.jvps, steps=self.steps + 1)
+                               jvps=self.jvps + jnp.asarray(jvps, jnp.float64),
+                               steps=self.steps + 1)
 
 
 class ChebyshevSolver(eqx.Module):

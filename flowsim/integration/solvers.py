@@ -22,10 +22,11 @@ import diffrax
 import optimistix as optx
 
 from ..dynamics import AUTO
+from .exponential import EXPRB32, EXPRB43
 from .rkc import RKC2
 from .rock4 import ROCK4
 from .rosenbrock import TABLEAUS, Rosenbrock
-from .switching import Dopri8ROCK4
+from .switching import Dopri8EXPRB43, Dopri8ROCK4
 
 #: the engines a solver runs in: flowsim's compiled step loop (:mod:`.loop`), or scipy's
 #: ``OdeSolver`` stepping in Python (:class:`.engines.ScipyEngine`)
@@ -121,6 +122,13 @@ REGISTRY: dict[str, Solver] = {s.name: s for s in (
     _loop("ROCK4", False, lambda spec: ROCK4(), step_limit=True),
     _loop("Dopri8ROCK4", False, lambda spec: Dopri8ROCK4(), tolerances=(1e-8, 1e-11),
           step_limit=True),
+    _loop("EXPRB32", False, lambda spec: EXPRB32(rtol=spec.rtol, atol=spec.atol),
+          tolerances=(1e-6, 1e-9), step_limit=True),
+    _loop("EXPRB43", False, lambda spec: EXPRB43(rtol=spec.rtol, atol=spec.atol),
+          tolerances=(1e-6, 1e-9), step_limit=True),
+    _loop("Dopri8EXPRB43", False,
+          lambda spec: Dopri8EXPRB43(rtol=spec.rtol, atol=spec.atol),
+          tolerances=(1e-6, 1e-9), step_limit=True),
     _loop("Rodas4", True, lambda spec: Rosenbrock(TABLEAUS["Rodas4"])),
     _loop("Rodas5P", True, lambda spec: Rosenbrock(TABLEAUS["Rodas5P"])),
     _scipy("Radau", True), _scipy("BDF", True), _scipy("LSODA", True),
@@ -176,7 +184,7 @@ def auto_solver(coordinates: str, model_kind: str, state_size: int,
     if state_size >= MATRIX_FREE_FROM:
         # CP flows keep RKC2: Figure 2's grid is hundreds of runs, and Dopri8ROCK4's
         # exactness costs 5x the evaluations there (docs/numerics.md)
-        return "Dopri8ROCK4" if model_kind == "matrix" else "RKC2"
+        return "Dopri8EXPRB43" if model_kind == "matrix" else "RKC2"
     if (stop_loss is not None and stop_loss >= ROSENBROCK_DOWN_TO and model_kind == "matrix"
             and coordinates in ROSENBROCK_COORDINATES):
         return "Rodas5P"

@@ -30,6 +30,7 @@ import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 
+from .exponential import EXPRB43
 from .rkc import ChebyshevSolver, StabilizedState
 from .rock4 import ROCK4, degree_index, stages_for
 
@@ -48,6 +49,11 @@ SWITCH_AFTER = 8
 EXPLICIT_TOLERANCE = 1e-2
 #: error orders of the two estimates (Dopri8: order 7 embedded in 8; ROCK4: 3 in 4)
 EXPLICIT_ORDER, STABILIZED_ORDER = 8, 4
+#: Dopri8's tolerances as a fraction of the run's in Dopri8EXPRB43, whose own defaults
+#: are 100x looser than Dopri8ROCK4's (its error estimate is of order 3, ROCK4's too, but
+#: the exponential method is exact on the linearization; the escape needs Dopri8 at the
+#: same absolute tolerances as before: docs/numerics.md)
+EXPONENTIAL_EXPLICIT_TOLERANCE = 1e-3
 
 
 class SwitchState(eqx.Module):
@@ -87,15 +93,33 @@ class Dopri8ROCK4(ChebyshevSolver):
 
     def current_error_order(self, state: SwitchState):
         """The order of the estimate of the method the next step uses."""
-        return jnp.where(state.stiff, STABILIZED_ORDER, EXPLICIT_ORDER)
+        return jnp.where(state.stiff, self.stiff_order, EXPLICIT_ORDER)
 
     def explicit_limit(self, rho):
         return EXPLICIT_INTERVAL / jnp.maximum(self.safety * rho, 1e-300)
 
     def step_limit(self, state: SwitchState):
-        return jnp.where(state.stiff,
-                         ROCK4().stability_limit(self.safety * state.base.rho),
+        return jnp.where(state.stiff, self.stiff_limit(state.base.rho),
                          self.explicit_limit(state.base.rho))
+
+    # -- the stiff method (a subclass gives another) --------------------------------------
+    #: accepted explicit steps in a row held at the stability limit before the switch
+    switch_after = SWITCH_AFTER
+    #: Dopri8's tolerances, as a fraction of the run's
+    explicit_tolerance = EXPLICIT_TOLERANCE
+    #: error order of the stiff method's estimate
+    stiff_order = STABILIZED_ORDER
+
+    def stiff_limit(self, rho):
+        """The stiff method's largest step at spectral radius ``rho``."""
+        return ROCK4().stability_limit(self.safety * rho)
+
+    def stiff_advance(self, term, t0, h, y0, args, f0, rho):
+        """One step of the stiff method: ``(y1, error estimate, F(y1), evaluations,
+        Jacobian-vector products, spectral radius)``."""
+        index = degree_index(stages_for(h, self.safety * rho))
+        y1, y_error, f1, evaluations = ROCK4().advance(term, t0, h, y0, args, f0, index)
+        return y1, y_error, f1, evaluations, 0, rho
 
     def step(self, term, t0, t1, y0, args, state: SwitchState, made_jump):
         del made_jump
@@ -106,27 +130,49 @@ class Dopri8ROCK4(ChebyshevSolver):
         def explicit():
             y1, y_error, _, (_, f1), _ = diffrax.Dopri8().step(
                 term, t0, t1, y0, args, (jnp.asarray(False), f0), False)
-            return (y1, y_error / EXPLICIT_TOLERANCE, f1,
-                    jnp.asarray(EXPLICIT_EVALUATIONS, jnp.int32))
+            return (y1, y_error / self.explicit_tolerance, f1,
+                    jnp.asarray(EXPLICIT_EVALUATIONS, jnp.int32), jnp.asarray(0, jnp.int32),
+                    rho)
 
         def stabilized():
-            index = degree_index(stages_for(h, self.safety * rho))
-            y1, y_error, f1, evaluations = ROCK4().advance(term, t0, h, y0, args, f0, index)
-            return y1, y_error, f1, evaluations.astype(jnp.int32)
+            y1, y_error, f1, evaluations, jvps, rho1 = self.stiff_advance(
+                term, t0, h, y0, args, f0, rho)
+            return (y1, y_error, f1, jnp.asarray(evaluations, jnp.int32),
+                    jnp.asarray(jvps, jnp.int32), jnp.asarray(rho1, rho.dtype))
 
         def mixed():  # lanes of a batch in both regimes: both steps, each lane its own
             a, b = explicit(), stabilized()
             return jax.tree.map(lambda u, w: jnp.where(state.stiff, w, u), a, b)
 
         # a real branch wherever every lane is in one regime (a single run always is)
-        y1, y_error, f1, evaluations = jax.lax.cond(
+        y1, y_error, f1, evaluations, jvps, rho = jax.lax.cond(
             eqxi.unvmap_all(state.stiff), stabilized,
             lambda: jax.lax.cond(eqxi.unvmap_any(state.stiff), mixed, explicit))
         # held at the stability limit (the loop clipped the controller's step to it)
         held_now = ~state.stiff & (h >= (1.0 - 1e-9) * self.explicit_limit(state.base.rho))
         held = jnp.where(held_now, state.held + 1, 0)
-        stiff = state.stiff | (held >= SWITCH_AFTER)
+        stiff = state.stiff | (held >= self.switch_after)
         switched_at = jnp.where(stiff & ~state.stiff, t1, state.switched_at)
-        base = state.base.advanced(f1, v, rho, evaluations + n_power)
+        base = state.base.advanced(f1, v, rho, evaluations + n_power, jvps)
         return y1, y_error, None, SwitchState(base=base, stiff=stiff, held=held,
                                               switched_at=switched_at), None
+
+
+class Dopri8EXPRB43(Dopri8ROCK4):
+    """Dopri8 while the flow is not stiff, then the fourth-order exponential Rosenbrock
+    method EXPRB43 (:mod:`.exponential`: exact on the linearization, Lanczos for its
+    ``phi`` functions) once it is. The run's tolerances also set EXPRB43's Krylov
+    tolerance; Dopri8 runs at :data:`EXPONENTIAL_EXPLICIT_TOLERANCE` of them."""
+
+    rtol: float = 1e-6
+    atol: float = 1e-9
+    stiff_order = EXPRB43.order
+    explicit_tolerance = EXPONENTIAL_EXPLICIT_TOLERANCE
+
+    def stiff_limit(self, rho):
+        return EXPRB43().stability_limit(rho)
+
+    def stiff_advance(self, term, t0, h, y0, args, f0, rho):
+        y1, y_error, f1, evaluations, jvps, ritz = EXPRB43(
+            rtol=self.rtol, atol=self.atol).advance(term, t0, h, y0, args, f0)
+        return y1, y_error, f1, evaluations, jvps, jnp.maximum(ritz, 0.5 * rho)
