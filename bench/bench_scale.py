@@ -7,7 +7,7 @@ uniformly, depth 3, balanced init of product scale 1e-3, to loss 1e-6 (flowsim's
 much):
 
 - the default flow call (``coordinates="auto"`` -> factors, ``solver="auto"`` ->
-  Dopri8ROCK4): its first call (compile included) and a warm call;
+  Dopri8EXPRB43): its first call (compile included) and a warm call;
 - ``gradient_descent(lr=1e-3)`` to the same loss, and a plain jitted loop of the same
   update (``W_l <- W_l - lr dL/dW_l`` on the three layers, the same stop rule): the
   overhead of flowsim's descent engine;

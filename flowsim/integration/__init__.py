@@ -1,9 +1,10 @@
 """Integration: :func:`gradient_flow` solves the flow with an adaptive (by default stiff)
 solver, for one start or many, exactly or loudly. Modules, lowest first:
 
-- :mod:`.rkc`, :mod:`.rock4`, :mod:`.switching`, :mod:`.rosenbrock`: flowsim's own
-  solvers (matrix-free and stabilized: RKC2, ROCK4, and Dopri8ROCK4, Dopri8 until the
-  flow is stiff and ROCK4 after; Rodas4 and Rodas5P, linearly implicit).
+- :mod:`.rkc`, :mod:`.rock4`, :mod:`.exponential`, :mod:`.switching`, :mod:`.rosenbrock`:
+  flowsim's own solvers (matrix-free: RKC2 and ROCK4, stabilized; EXPRB32 and EXPRB43,
+  exponential Rosenbrock with Lanczos; Dopri8EXPRB43 and Dopri8ROCK4, Dopri8 until the
+  flow is stiff and the other method after; Rodas4 and Rodas5P, linearly implicit).
 - :mod:`.solvers`: the solver registry (family, implicit, resumable, default tolerances,
   builder) and the rule ``solver="auto"`` follows.
 - :mod:`.options`: :class:`SolverOptions`, every default in one place; what to save.

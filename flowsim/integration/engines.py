@@ -157,7 +157,7 @@ class JaxEngine:
             out.update(vector_field_evaluations=int(work[0]),
                        jacobian_vector_products=int(work[1]))
         switched = getattr(run.carry.solver_state, "switched_at", None)
-        if switched is not None:  # Dopri8ROCK4: when it went over to ROCK4 (None: never)
+        if switched is not None:  # Dopri8EXPRB43, Dopri8ROCK4: when Dopri8 handed over
             t = float(switched)
             out["stabilized_from_t"] = t if np.isfinite(t) else None
         return out

@@ -44,10 +44,12 @@ class SolverOptions:
       :data:`.solvers.MATRIX_FREE_FROM` unknowns, e.g. every 2x2 run, the Rosenbrock
       method Rodas5P for runs with a stop loss of at least
       :data:`.solvers.ROSENBROCK_DOWN_TO` in :data:`.solvers.ROSENBROCK_COORDINATES`, the
-      implicit Kvaerno5 otherwise; above, the matrix-free ``"Dopri8ROCK4"``: Dopri8 while
-      the flow is not stiff, ROCK4 once it is), or a name of
+      implicit Kvaerno5 otherwise; above, the matrix-free ``"Dopri8EXPRB43"`` for matrix
+      models: Dopri8 while the flow is not stiff, the exponential Rosenbrock method
+      EXPRB43 once it is; ``"RKC2"`` for CP models), or a name of
       :data:`.solvers.REGISTRY`: one of :data:`.solvers.JAX_SOLVERS` (diffrax's, or
-      flowsim's ``"RKC2"``, ``"ROCK4"``, ``"Dopri8ROCK4"``, ``"Rodas4"``, ``"Rodas5P"``)
+      flowsim's ``"RKC2"``, ``"ROCK4"``, ``"EXPRB32"``, ``"EXPRB43"``,
+      ``"Dopri8EXPRB43"``, ``"Dopri8ROCK4"``, ``"Rodas4"``, ``"Rodas5P"``)
       or a scipy one of
       :data:`.solvers.SCIPY_SOLVERS`.
     - `rtol`, `atol`: the PID step-size controller's tolerances; ``None`` takes

@@ -111,10 +111,11 @@ def _scipy(name, implicit) -> Solver:
 
 
 #: every solver flowsim runs, by name: diffrax's (in the compiled loop), flowsim's own
-#: matrix-free stabilized methods (RKC2, second-order Runge-Kutta-Chebyshev; ROCK4,
-#: Abdulle's fourth-order one; Dopri8ROCK4, Dopri8 while the flow is not stiff and ROCK4
-#: once it is; their tolerances: docs/numerics.md) and Rosenbrock methods, and scipy's,
-#: the independent cross-check
+#: matrix-free methods (RKC2, second-order Runge-Kutta-Chebyshev; ROCK4, Abdulle's
+#: fourth-order one; EXPRB32 and EXPRB43, exponential Rosenbrock methods of order 3 and 4
+#: with Lanczos; Dopri8EXPRB43 and Dopri8ROCK4, Dopri8 while the flow is not stiff and
+#: the other method once it is; their tolerances: docs/numerics.md) and Rosenbrock
+#: methods, and scipy's, the independent cross-check
 REGISTRY: dict[str, Solver] = {s.name: s for s in (
     _diffrax("Kvaerno5", True), _diffrax("Kvaerno4", True), _diffrax("Kvaerno3", True),
     _diffrax("Tsit5", False), _diffrax("Dopri5", False), _diffrax("Dopri8", False),
@@ -158,7 +159,7 @@ def check_resumable(solver: str) -> None:
 
 
 # -- the automatic choice ------------------------------------------------------------------
-#: state size (unknowns) from which ``"auto"`` takes the matrix-free Dopri8ROCK4 (RKC2 for
+#: state size (unknowns) from which ``"auto"`` takes the matrix-free Dopri8EXPRB43 (RKC2 for
 #: CP models) instead of Kvaerno5, whose dense Newton costs O(P^3) per step
 #: (docs/numerics.md)
 MATRIX_FREE_FROM = 64

@@ -1,4 +1,5 @@
-"""Dopri8ROCK4: high order where the flow is smooth, stabilized where it is stiff.
+"""Dopri8EXPRB43 and Dopri8ROCK4: high order where the flow is smooth, a method for stiff
+flows where it is stiff.
 
 A flow from a small start has two regimes. The escape (singular values growing from the
 start, learned one after another) is smooth and not stiff: an eighth-order explicit
@@ -11,9 +12,12 @@ This solver runs diffrax's Dopri8 while it is free (at a tolerance
 :data:`EXPLICIT_TOLERANCE` times the run's), watches ``rho`` with the power
 iteration of the Chebyshev methods (:mod:`.rkc`), caps Dopri8's step at its stability
 limit, and once that cap has held the step for :data:`SWITCH_AFTER` accepted steps in a
-row goes over to ROCK4 (:mod:`.rock4`, order 4) for the rest of the run. The switch is
-one way: along the gradient flows flowsim integrates, stiffness grows with the learned
-singular values and does not go away.
+row goes over to the stiff method for the rest of the run: ROCK4 (:mod:`.rock4`, order
+4, stabilized) in :class:`Dopri8ROCK4`, the exponential Rosenbrock method EXPRB43
+(:mod:`.exponential`, order 4, exact on the linearization) in :class:`Dopri8EXPRB43`,
+``solver="auto"``'s choice for large matrix flows. The switch is one way: along the
+gradient flows flowsim integrates, stiffness grows with the learned singular values and
+does not go away.
 
 The two methods share the step-size controller (an integral controller, whose only
 history is the last step size): on the switch the controller's exponent follows the
