@@ -6,6 +6,11 @@ Radau, and the solver in the compiled loop against scipy's DOP853 on the factor 
 Every expected value is computed here, never by flowsim."""
 
 import functools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 
 import diffrax
 import jax
@@ -313,3 +318,74 @@ def test_in_the_compiled_loop_against_scipy(completion, solver):
         switched = traj.stats["stabilized_from_t"]
         assert switched is not None and 0 < switched < TIMES[-1]
         assert jvps > POWER_STEPS_INIT
+
+
+# ------------------------------------------------------------- 7. batches and checkpoints
+
+
+def small_run(path=None, params=None, **kwargs):
+    """The default call on a 10x8 completion (240 unknowns: "auto" takes Dopri8EXPRB43),
+    depth 3, from a balanced start of 1e-2, to t = 60: Dopri8, then EXPRB43."""
+    problem, _ = fs.low_rank_completion((10, 8), 2, 40, seed=2)
+    model = fs.DeepMatrixFactorization(shape=(10, 8), depth=3)
+    if params is None:
+        params = fs.balanced_init(model, seed=2, scale=1e-2)
+    return fs.gradient_flow(problem, model, params, t_max=60.0, coordinates="factors",
+                            chunk_steps=2, checkpoint=path, progress=False, **kwargs)
+
+
+def test_a_batch_follows_its_members():
+    model = fs.DeepMatrixFactorization(shape=(10, 8), depth=3)
+    starts = [fs.balanced_init(model, seed=s, scale=1e-2) for s in (2, 3)]
+    batch = small_run(params=starts)
+    for start, member in zip(starts, batch):
+        single = small_run(params=start)
+        assert single.config["options"]["solver"] == "Dopri8EXPRB43"
+        assert member.status == single.status == "t_max"
+        assert single.stats["stabilized_from_t"] is not None
+        # each lane's Lanczos stops at its own test (a lane that is done idles): the same
+        # steps; products differ by the batched arithmetic's rounding at most
+        assert member.stats["steps"] == single.stats["steps"]
+        np.testing.assert_allclose(member.product[-1], single.product[-1], rtol=1e-9,
+                                   atol=1e-12)
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+
+    writes = 0
+    real_replace = os.replace
+
+    def replace_then_maybe_die(src, dst):
+        global writes
+        real_replace(src, dst)
+        writes += 1
+        if writes == {killed_after}:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    os.replace = replace_then_maybe_die  # flowsim.files renames each write into place
+    sys.path.insert(0, {tests!r})
+    from test_exponential import small_run
+    small_run(sys.argv[1])
+""")
+
+
+def test_killed_in_the_exponential_stretch_resumes_bit_for_bit(tmp_path):
+    whole = small_run()
+    switched = whole.stats["stabilized_from_t"]
+    assert switched is not None
+    # kill it halfway through the exponential stretch (a checkpoint write per 2 steps)
+    first = int(np.searchsorted(whole.t, switched))
+    killed_after = (first + (len(whole.t) - first) // 2) // 2
+    path = tmp_path / "run.npz"
+    script = KILL_SCRIPT.format(killed_after=killed_after, tests=os.path.dirname(__file__))
+    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    partial = fs.Trajectory.load(path)
+    assert partial.status == "interrupted" and switched < partial.t[-1] < whole.t[-1]
+    resumed = small_run(path)
+    assert resumed.status == "t_max"
+    np.testing.assert_array_equal(resumed.t, whole.t)
+    np.testing.assert_array_equal(resumed.states, whole.states)
+    assert resumed.stats["jacobian_vector_products"] == whole.stats["jacobian_vector_products"]

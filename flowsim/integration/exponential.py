@@ -1,4 +1,5 @@
-"""EXPRB32: an exponential Rosenbrock method with Lanczos, for the stiff stretch of a flow.
+"""EXPRB32 and EXPRB43: exponential Rosenbrock methods with Lanczos, for the stiff stretch
+of a flow.
 
 Along a gradient flow the Jacobian ``J = dF/dy`` is minus the Hessian of the loss:
 symmetric. Once the learned singular values have settled, ``J`` has a few thousand
@@ -8,12 +9,12 @@ internal stages are of low order in the stiff directions, which follow the slow 
 its accuracy, not its stability, limits the step. An exponential Rosenbrock method
 integrates the linearization about the current point exactly and makes an error only in
 the nonlinear remainder ``N(y) = F(y) - J_n y``, which is small along these flows: for the
-same accuracy its steps are tens of times longer (docs/numerics.md, "Exponential
+same accuracy its steps are far longer (docs/numerics.md, "The stiff stretch: exponential
 Rosenbrock").
 
 The scheme, ``exprb32`` (Hochbruck, Ostermann & Schweitzer, "Exponential Rosenbrock-type
 methods", SIAM J. Numer. Anal. 47(1), 2009; order 3, with the exponential Rosenbrock-Euler
-method, order 2, embedded):
+method, order 2, embedded; :class:`EXPRB43`, order 4, is written out there):
 
     U   = y_n + h phi_1(h J_n) F(y_n)
     D   = F(U) - F(y_n) - J_n (U - y_n)
@@ -24,11 +25,11 @@ with ``phi_1(z) = (e^z - 1)/z``, ``phi_3(z) = (e^z - 1 - z - z^2/2)/z^3``. Each
 Hochbruck & Lubich 1997: for a symmetric ``J`` its error falls once ``m`` passes
 ``~sqrt(h rho)``) on Jacobian-vector products of one :func:`jax.linearize` of the field
 per step. The Krylov dimension is adaptive: every :data:`CHECK_EVERY` iterations the
-approximation is formed and compared with the previous one, in the step-size
-controller's own weighted norm (``atol + rtol |y|``), and the iteration stops once the
-change is below :data:`KRYLOV_FRACTION` of the step's error tolerance. A ``phi`` that has
-not converged in :data:`MAX_KRYLOV` iterations makes the step's error infinite: the
-controller rejects it and shrinks the step. No approximation is taken unverified.
+coefficients are recomputed and their change, bounded in the step-size controller's own
+weighted norm (``atol + rtol |y|``; :func:`lanczos_functions`), compared with
+:data:`KRYLOV_FRACTION` of the step's error tolerance. A ``phi`` that has not converged in
+:data:`MAX_KRYLOV` iterations makes the step's error infinite: the controller rejects it
+and shrinks the step. No approximation is taken unverified.
 
 The extreme Ritz values of the first Lanczos process give ``rho`` for free; the step is
 bounded (:meth:`EXPRB32.stability_limit`, in name only: the method is exact on the
@@ -47,13 +48,13 @@ from .rkc import ChebyshevSolver, StabilizedState
 #: largest Krylov dimension (the Lanczos vectors of one phi are stored: MAX_KRYLOV x P)
 MAX_KRYLOV = 96
 #: the Krylov approximation is tested for convergence every this many iterations (a test
-#: is one eigendecomposition of the tridiagonal; every 4 took 25% more products and time)
+#: is one eigendecomposition of the tridiagonal; docs/numerics.md for the choice)
 CHECK_EVERY = 2
 #: a phi is converged once its last change, in the controller's weighted RMS norm, is at
 #: most this fraction of the step's error tolerance (which is 1 in that norm)
 KRYLOV_FRACTION = 0.1
 #: the step's ``h rho`` bound: Lanczos for ``phi_1(h J) v`` converges to the accuracy
-#: asked within ~2 sqrt(h rho) iterations on these flows (docs/numerics.md)
+#: asked within about ``2.2 sqrt(h rho)`` iterations on these flows (docs/numerics.md)
 MAX_H_RHO = (MAX_KRYLOV / 2.2) ** 2
 
 _TAYLOR_TERMS = 20
@@ -188,9 +189,19 @@ def lanczos_phi(jvp, v, h, k: int, weight, multiplier):
     return xs[0], iterations, done, ritz
 
 
+def linearized(term, t0, y0, args, rtol, atol):
+    """``(F, v -> J v, weight)`` at ``y0``: the field, its linearization there (one
+    forward pass, then each product is the linear map alone), and the controller's
+    weights ``1 / (atol + rtol |y0|)``."""
+    f = lambda z: term.vf(t0, z, args)  # noqa: E731 (autonomous)
+    _, jvp = jax.linearize(f, y0)
+    return f, jvp, 1.0 / (atol + rtol * jnp.abs(y0))
+
+
 class EXPRB32(ChebyshevSolver):
     """The solver interface of the compiled loop (module doc), with the run's tolerances
-    (they set the Krylov tolerance)."""
+    (they set the Krylov tolerance). It shares the stabilized methods' state (``F(y_n)``,
+    counters, ``rho``: the power iteration starts it, the Ritz values keep it)."""
 
     rtol: float = 1e-6
     atol: float = 1e-9
@@ -215,9 +226,7 @@ class EXPRB32(ChebyshevSolver):
     def advance(self, term, t0, h, y0, args, f0):
         """One step of size ``h`` from ``y0`` with ``f0 = F(y0)``: ``(y1, error estimate,
         F(y1), field evaluations, Jacobian-vector products, largest Ritz modulus)``."""
-        f = lambda z: term.vf(t0, z, args)  # noqa: E731 (autonomous)
-        _, jvp = jax.linearize(f, y0)
-        weight = 1.0 / (self.atol + self.rtol * jnp.abs(y0))
+        f, jvp, weight = linearized(term, t0, y0, args, self.rtol, self.atol)
         x1, m1, ok1, ritz = lanczos_phi(jvp, f0, h, 1, weight, h)
         u = y0 + h * x1
         fu = f(u)
@@ -249,9 +258,7 @@ class EXPRB43(EXPRB32):
     order = 4
 
     def advance(self, term, t0, h, y0, args, f0):
-        f = lambda z: term.vf(t0, z, args)  # noqa: E731 (autonomous)
-        _, jvp = jax.linearize(f, y0)
-        weight = 1.0 / (self.atol + self.rtol * jnp.abs(y0))
+        f, jvp, weight = linearized(term, t0, y0, args, self.rtol, self.atol)
         xf, m1, ok1, ritz = lanczos_functions(
             jvp, f0, lambda lam: jnp.stack([phi(1, 0.5 * h * lam), phi(1, h * lam)]),
             weight, [0.5 * h, h])
