@@ -24,6 +24,11 @@ SCRIPT = textwrap.dedent("""
     import os, signal, sys
     from flowsim.integration import engines
 
+    # a terminal's Ctrl-C reaches the process whatever its parent did: a process started
+    # in the background by a non-interactive shell inherits SIGINT ignored, and Python
+    # then installs no KeyboardInterrupt handler
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     at_start, at_chunk = map(int, sys.argv[1].split(":"))
     starts = chunks = 0
     real_start, real_chunk = engines.JaxEngine.start, engines.JaxEngine.chunk

@@ -53,10 +53,10 @@ SWITCH_AFTER = 8
 EXPLICIT_TOLERANCE = 1e-2
 #: error orders of the two estimates (Dopri8: order 7 embedded in 8; ROCK4: 3 in 4)
 EXPLICIT_ORDER, STABILIZED_ORDER = 8, 4
-#: Dopri8's tolerances as a fraction of the run's in Dopri8EXPRB43, whose own defaults
-#: are 100x looser than Dopri8ROCK4's (its error estimate is of order 3, ROCK4's too, but
-#: the exponential method is exact on the linearization; the escape needs Dopri8 at the
-#: same absolute tolerances as before: docs/numerics.md)
+#: Dopri8's tolerances as a fraction of the run's in Dopri8EXPRB43: its defaults are 100x
+#: looser than Dopri8ROCK4's (the exponential method's estimate bounds an error it mostly
+#: does not make), and the escape needs Dopri8 at the same absolute tolerances as in
+#: Dopri8ROCK4's defaults (docs/numerics.md)
 EXPONENTIAL_EXPLICIT_TOLERANCE = 1e-3
 
 
@@ -107,8 +107,6 @@ class Dopri8ROCK4(ChebyshevSolver):
                          self.explicit_limit(state.base.rho))
 
     # -- the stiff method (a subclass gives another) --------------------------------------
-    #: accepted explicit steps in a row held at the stability limit before the switch
-    switch_after = SWITCH_AFTER
     #: Dopri8's tolerances, as a fraction of the run's
     explicit_tolerance = EXPLICIT_TOLERANCE
     #: error order of the stiff method's estimate
@@ -155,7 +153,7 @@ class Dopri8ROCK4(ChebyshevSolver):
         # held at the stability limit (the loop clipped the controller's step to it)
         held_now = ~state.stiff & (h >= (1.0 - 1e-9) * self.explicit_limit(state.base.rho))
         held = jnp.where(held_now, state.held + 1, 0)
-        stiff = state.stiff | (held >= self.switch_after)
+        stiff = state.stiff | (held >= SWITCH_AFTER)
         switched_at = jnp.where(stiff & ~state.stiff, t1, state.switched_at)
         base = state.base.advanced(f1, v, rho, evaluations + n_power, jvps)
         return y1, y_error, None, SwitchState(base=base, stiff=stiff, held=held,
