@@ -5,9 +5,10 @@ Arora, Cohen, Hu & Luo (2019) start from Gaussian factors of per-layer std
 to a train MSE of 1e-6 (``MSE = 2 loss / n_observed`` in flowsim's units). This runs the
 default ``gradient_flow`` call on depths 2-4, 2,000 and 5,000 observed entries and three
 seeds (data seed ``s``, init seed ``1000 + s``) and prints, per run: status, flow time,
-steps, gradient evaluations and Hessian-vector products, wall time, test error against the ground truth, and the
-sign changes of det W recorded (``det_sign_guard="record"``, the default on this problem)
-with the largest relative size ``sigma_min(W) / ||W||_F`` at which one happened.
+steps, gradient evaluations and Hessian-vector products, wall time, test error against the
+ground truth, and the sign changes of det W recorded (``det_sign_guard="record"``, the
+default on this problem) with the largest relative size ``sigma_min(W) / ||W||_F`` at
+which one happened.
 
     .venv/bin/python bench/bench_gaussian_start.py [--depths 2 3 4] [--observed 2000 5000]
         [--seeds 0 1 2]
@@ -31,7 +32,8 @@ def main():
     parser.add_argument("--mse", type=float, default=1e-6)
     args = parser.parse_args()
     print(f"{'depth':>5s} {'obs':>5s} {'seed':>4s} {'status':>10s} {'t':>8s} {'steps':>6s} "
-          f"{'evals':>7s} {'hvps':>7s} {'wall s':>7s} {'test err':>9s} {'signs':>5s} {'max size':>9s}")
+          f"{'evals':>7s} {'hvps':>7s} {'wall s':>7s} {'test err':>9s} {'signs':>5s} "
+          f"{'max size':>9s}")
     done = 0
     total = 0
     for depth in args.depths:
