@@ -22,15 +22,15 @@ Part B: the scaling table of issue 25: depth 3, balanced init 1e-3, to loss 1e-6
 d = 100, 200, 500, 1000, rank 5 below d = 500 and 10 from 500, 20% of the entries
 observed (uniform, seed 0), the default flow call. Each size runs in its own subprocess
 (its peak RSS is its own): the flow warm (its loop compiled by a 4-step call first), its
-steps, gradient evaluations and ms per evaluation, then ``gradient_descent(lr=1e-3)`` to
-the same loss. The flow is stopped at a wall cap (``--flow-cap``, 30 min by default):
-a capped flow reports the flow time, loss and evaluations it reached and an extrapolated
-total (evaluations from a power law in d through the two largest finished sizes, times
-its own ms per evaluation). Descent runs to the loss where its pace (from two short runs)
-says it finishes within ``--gd-cap`` (30 min by default), else for about ``--gd-probe``
-seconds, and its time is estimated: its measured iterations per second times the
-``k ~ T / lr`` iterations the flow's stop time
-``T`` asks for. Estimates are marked ``e``. ``--rows FILE`` keeps the rows across
+steps, gradient evaluations, Hessian-vector products and ms per operation (either), then
+``gradient_descent(lr=1e-3)`` to the same loss. The flow is stopped at a wall cap
+(``--flow-cap``, 30 min by default): a capped flow reports the flow time, loss and
+operations it reached and an extrapolated total (operations from a power law in d through
+the two largest finished sizes, times its own ms per operation). Descent runs to the loss
+where its pace (from two short runs) says it finishes within ``--gd-cap`` (30 min by
+default), else for about ``--gd-probe`` seconds, and its time is estimated: its measured
+iterations per second times the ``k ~ T / lr`` iterations the flow's stop time ``T`` asks
+for. Estimates are marked ``e``. ``--rows FILE`` keeps the rows across
 invocations (sizes run with different caps, one table).
 
     .venv/bin/python bench/bench_scale.py [--part A B] [--richardson-t 30]
@@ -253,7 +253,8 @@ def measure_size(d, args):
                T=float(traj.t[-1]), loss=float(traj.loss[-1]),
                steps=int(traj.stats["steps"]), rejected=int(traj.stats["rejected"]),
                evals=int(traj.stats.get("vector_field_evaluations") or 0),
-               rock4_from_t=traj.stats.get("stabilized_from_t"),
+               hvps=int(traj.stats.get("jacobian_vector_products") or 0),
+               switched_at_t=traj.stats.get("stabilized_from_t"),
                flow_rss_mb=peak_rss_mb(), load_flow=os.getloadavg()[0])
     row["bare_ms"] = bare_gradient_ms(model, problem, params)
     # descent: compiled by a 3-iteration call, its pace from short runs; to the
@@ -300,28 +301,35 @@ def power_law(rows, key, d):
     return v1 * (d / d1) ** slope
 
 
+def operations(row) -> int:
+    """Gradient evaluations plus Hessian-vector products of a row (older rows: none)."""
+    return row["evals"] + row.get("hvps", 0)
+
+
 def print_table(rows, lr=1e-3):
     """The scaling table of measured rows (one per size), estimates marked."""
     print(f"{'d':>5s} {'rank':>4s} {'P':>9s} {'flow s':>14s} {'t reached':>10s} "
-          f"{'loss':>8s} {'steps':>6s} {'evals':>7s} {'ms/eval':>8s} {'RSS MiB':>8s} "
+          f"{'loss':>8s} {'steps':>6s} {'evals':>7s} {'hvps':>7s} {'ms/op':>8s} "
+          f"{'bare ms':>8s} {'RSS MiB':>8s} "
           f"{'GD s':>14s} {'GD iter':>16s} {'GD/flow':>8s} {'load':>10s}")
     notes = []
     for r in sorted(rows, key=lambda r: r["d"]):
-        ms = 1e3 * r["flow_s"] / max(r["evals"], 1)
+        # an operation: a gradient evaluation or a Hessian-vector product (both counted)
+        ms = 1e3 * r["flow_s"] / max(operations(r), 1)
         flow_total, T = r["flow_s"], r["T"]
         if r["flow_finished"]:
             flow_col = f"{r['flow_s']:.1f}"
         else:
-            evals_est = power_law(rows, "evals", r["d"])
+            evals_est = power_law([dict(x, ops=operations(x)) for x in rows], "ops", r["d"])
             T_est = power_law(rows, "T", r["d"])
             if evals_est is not None:
-                evals_est = max(evals_est, r["evals"])
+                evals_est = max(evals_est, operations(r))
                 flow_total = 1e-3 * ms * evals_est
                 flow_col = f"{r['flow_s']:.0f}+ ~{flow_total:.0f}e"
                 notes.append(f"d={r['d']}: flow capped at {r['flow_s']:.0f} s (t = {r['T']:.4g}, "
-                             f"loss {r['loss']:.3g}, {r['evals']} evaluations); total "
-                             f"estimated as {evals_est:.0f} evaluations (power law in d "
-                             f"through the two largest finished sizes) x {ms:.1f} ms/eval "
+                             f"loss {r['loss']:.3g}, {operations(r)} operations); total "
+                             f"estimated as {evals_est:.0f} operations (power law in d "
+                             f"through the two largest finished sizes) x {ms:.1f} ms/op "
                              f"= {flow_total:.0f} s; stop time T ~ {T_est:.4g} (same law)")
             else:
                 flow_col, flow_total = f"{r['flow_s']:.0f}+ capped", None
@@ -346,7 +354,8 @@ def print_table(rows, lr=1e-3):
                  and r["flow_finished"] else "e")) if gd_total and flow_total else "-"
         t_col = f"{r['T']:.4g}" + ("" if r["flow_finished"] else "*")
         print(f"{r['d']:5d} {r['rank']:4d} {r['P']:9d} {flow_col:>14s} {t_col:>10s} "
-              f"{r['loss']:8.2g} {r['steps']:6d} {r['evals']:7d} {ms:8.2f} {r['bare_ms']:8.2f} "
+              f"{r['loss']:8.2g} {r['steps']:6d} {r['evals']:7d} {r.get('hvps', 0):7d} "
+              f"{ms:8.2f} {r['bare_ms']:8.2f} "
               f"{r['flow_rss_mb']:8.0f} {gd_col:>14s} {it_col:>16s} {ratio:>8s} "
               f"{r['load_start']:4.1f}-{r['load_end']:.1f}")
     print("  (flow s: warm, the loop compiled by a 4-step call first; 'e': estimated; "
