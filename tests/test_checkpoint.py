@@ -2,14 +2,11 @@
 the uninterrupted run ends; a checkpoint serves only its own run, or extends a finished
 one."""
 
-import os
 import signal
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
+from hard_kill import killed_run
 
 import flowsim as fs
 from flowsim.cli import main
@@ -33,31 +30,9 @@ def uninterrupted():
 
 KILLED_AFTER = 40  # checkpoint writes (chunks) before the process kills itself
 
-SCRIPT = textwrap.dedent("""
-    import os, signal, sys
-
-    writes = 0
-    real_replace = os.replace
-
-    def replace_then_maybe_die(src, dst):
-        global writes
-        real_replace(src, dst)
-        writes += 1
-        if writes == {killed_after}:
-            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no flush: a hard kill
-
-    os.replace = replace_then_maybe_die  # flowsim.files renames each write into place
-    sys.path.insert(0, {tests!r})
-    from test_checkpoint import run
-    run(sys.argv[1])
-""")
-
-
 def test_sigkill_and_resume_is_bit_identical(tmp_path, uninterrupted):
     path = tmp_path / "run.npz"
-    script = SCRIPT.format(killed_after=KILLED_AFTER, tests=os.path.dirname(__file__))
-    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
-                          text=True, timeout=600)
+    proc = killed_run("test_checkpoint", "run", path, KILLED_AFTER)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     partial = fs.Trajectory.load(path)
     assert partial.status == "interrupted"

@@ -6,11 +6,7 @@ Radau, and the solver in the compiled loop against scipy's DOP853 on the factor 
 Every expected value is computed here, never by flowsim."""
 
 import functools
-import os
 import signal
-import subprocess
-import sys
-import textwrap
 
 import diffrax
 import jax
@@ -19,6 +15,7 @@ import mpmath
 import numpy as np
 import pytest
 import scipy.integrate
+from hard_kill import killed_run
 from reference_odes import completion_gradient, products_at
 
 import flowsim as fs
@@ -350,26 +347,6 @@ def test_a_batch_follows_its_members():
                                    atol=1e-12)
 
 
-KILL_SCRIPT = textwrap.dedent("""
-    import os, signal, sys
-
-    writes = 0
-    real_replace = os.replace
-
-    def replace_then_maybe_die(src, dst):
-        global writes
-        real_replace(src, dst)
-        writes += 1
-        if writes == {killed_after}:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    os.replace = replace_then_maybe_die  # flowsim.files renames each write into place
-    sys.path.insert(0, {tests!r})
-    from test_exponential import small_run
-    small_run(sys.argv[1])
-""")
-
-
 def test_killed_in_the_exponential_stretch_resumes_bit_for_bit(tmp_path):
     whole = small_run()
     switched = whole.stats["stabilized_from_t"]
@@ -378,9 +355,7 @@ def test_killed_in_the_exponential_stretch_resumes_bit_for_bit(tmp_path):
     first = int(np.searchsorted(whole.t, switched))
     killed_after = (first + (len(whole.t) - first) // 2) // 2
     path = tmp_path / "run.npz"
-    script = KILL_SCRIPT.format(killed_after=killed_after, tests=os.path.dirname(__file__))
-    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
-                          text=True, timeout=600)
+    proc = killed_run("test_exponential", "small_run", path, killed_after)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     partial = fs.Trajectory.load(path)
     assert partial.status == "interrupted" and switched < partial.t[-1] < whole.t[-1]
