@@ -34,7 +34,8 @@ and shrinks the step. No approximation is taken unverified.
 The extreme Ritz values of the first Lanczos process give ``rho`` for free; the step is
 bounded (:meth:`EXPRB32.stability_limit`, in name only: the method is exact on the
 linearization at any step) so that ``h rho`` stays where :data:`MAX_KRYLOV` iterations
-converge.
+converge: at first conservatively (:data:`MAX_H_RHO`), then where the last step's
+iteration counts predict :data:`KRYLOV_TARGET` (:func:`krylov_radius`).
 """
 
 from __future__ import annotations
@@ -53,9 +54,20 @@ CHECK_EVERY = 2
 #: a phi is converged once its last change, in the controller's weighted RMS norm, is at
 #: most this fraction of the step's error tolerance (which is 1 in that norm)
 KRYLOV_FRACTION = 0.1
-#: the step's ``h rho`` bound: Lanczos for ``phi_1(h J) v`` converges to the accuracy
-#: asked within about ``2.2 sqrt(h rho)`` iterations on these flows (docs/numerics.md)
+#: the step's ``h rho`` bound before a step has measured how fast Lanczos converges:
+#: for ``phi_1(h J) v`` to the accuracy asked it took at most ``2.2 sqrt(h rho)``
+#: iterations on these flows (docs/numerics.md)
 MAX_H_RHO = (MAX_KRYLOV / 2.2) ** 2
+#: after a step, the bound is the step its Lanczos processes predict to need this many
+#: iterations (their count grows like ``sqrt(h rho)``: :func:`krylov_radius`), leaving a
+#: margin below :data:`MAX_KRYLOV`
+KRYLOV_TARGET = 0.75 * MAX_KRYLOV
+#: the smallest ``iterations / sqrt(h rho)`` that prediction assumes (so ``h rho`` stays
+#: below ``KRYLOV_TARGET^2``)
+KRYLOV_RATIO_MIN = 1.0
+
+#: the sizes the tridiagonal's eigendecomposition is padded to (the smallest that holds it)
+_EIGH_SIZES = (8, 16, 24, 32, 48, 64)
 
 _TAYLOR_TERMS = 20
 #: below this modulus ``phi_k`` is summed from its Taylor series (20 terms: the remainder
@@ -122,16 +134,32 @@ def lanczos_functions(jvp, v, functions, weight, multipliers):
     omega = jnp.zeros(m + 1).at[0].set(weighted_rms(basis[0], weight))
     rows = jnp.arange(m)
 
+    def block(size):
+        """The coefficients from the leading ``size x size`` block of the tridiagonal
+        (``size >= j``: past ``j`` the block is zero and uncoupled, so ``f`` of it is
+        ``f(T_j)`` bordered by ``f(0)``, and its first column is ``f(T_j) e_1`` and
+        zeros)."""
+        def coefficients(alpha, beta, j):
+            r = jnp.arange(size)
+            a = jnp.where(r < j, alpha[:size], 0.0)
+            b = jnp.where(r[:-1] < j - 1, beta[:size - 1], 0.0)
+            lam, q = jnp.linalg.eigh(jnp.diag(a) + jnp.diag(b, 1) + jnp.diag(b, -1))
+            c = (functions(lam) * q[0]) @ q.T
+            return jnp.pad(c, ((0, 0), (0, m - size))), jnp.max(jnp.abs(lam))
+        return coefficients
+
+    sizes = [s for s in _EIGH_SIZES if s < m] + [m]
+    blocks = [block(s) for s in sizes]
+
     def coefficients(alpha, beta, j):
         """``beta0 f_i(T_j) e_1`` (``(n, m)``, zero past ``j``) with ``T_j`` the leading
-        ``j x j`` block of the fixed-size tridiagonal (the rest is zero and uncoupled),
-        and the largest Ritz modulus."""
-        inside = rows < j
-        a = jnp.where(inside, alpha, 0.0)
-        b = jnp.where(rows[:-1] < j - 1, beta[:-1], 0.0)
-        lam, q = jnp.linalg.eigh(jnp.diag(a) + jnp.diag(b, 1) + jnp.diag(b, -1))
-        c = (functions(lam) * q[0]) @ q.T
-        return jnp.where(inside, c, 0.0) * beta0, jnp.max(jnp.abs(lam))
+        ``j x j`` block of the fixed-size tridiagonal, and the largest Ritz modulus. The
+        eigendecomposition is of the smallest of :data:`_EIGH_SIZES` that holds ``T_j``
+        (its cost grows like the cube of the size; ``j`` is the same for every lane of a
+        batch, so only one branch runs)."""
+        index = jnp.searchsorted(jnp.asarray(sizes), j)
+        c, ritz = jax.lax.switch(index, blocks, alpha, beta, j)
+        return jnp.where(rows < j, c, 0.0) * beta0, ritz
 
     def lanczos_step(j, c):
         """One Lanczos iteration: ``J V[j]`` orthogonalized against ``V[j]`` and
@@ -181,6 +209,19 @@ def lanczos_functions(jvp, v, functions, weight, multipliers):
     return xs.reshape((n,) + v.shape), iterations, done, ritz
 
 
+def krylov_radius(h, ritz, iterations):
+    """The radius ``rho_K`` that the step bound ``MAX_H_RHO / rho_K`` reads after a step
+    of size ``h`` whose Lanczos processes took at most ``iterations`` (``ritz``: the
+    largest Ritz modulus). With ``kappa = iterations / sqrt(h ritz)`` (at least
+    :data:`KRYLOV_RATIO_MIN`) a step ``h'`` needs about ``kappa sqrt(h' ritz)``
+    iterations; ``rho_K`` puts the bound where that is :data:`KRYLOV_TARGET`. A step
+    whose prediction fails (a process not converged in :data:`MAX_KRYLOV`) is rejected
+    and the controller shrinks it: nothing rests on the prediction but the cost."""
+    kappa = jnp.maximum(iterations / jnp.sqrt(jnp.maximum(h * ritz, 1e-300)),
+                        KRYLOV_RATIO_MIN)
+    return ritz * MAX_H_RHO * (kappa / KRYLOV_TARGET) ** 2
+
+
 def lanczos_phi(jvp, v, h, k: int, weight, multiplier):
     """``phi_k(h J) v`` by :func:`lanczos_functions`, converged in the norm of
     ``multiplier * phi_k(h J) v``: ``(x, iterations, converged, ritz)``."""
@@ -218,14 +259,15 @@ class EXPRB32(ChebyshevSolver):
 
     def step(self, term, t0, t1, y0, args, state: StabilizedState, made_jump):
         del made_jump
-        y1, y_error, f1, evaluations, jvps, ritz = self.advance(
+        y1, y_error, f1, evaluations, jvps, radius = self.advance(
             term, t0, t1 - t0, y0, args, state.f0)
-        rho = jnp.maximum(ritz, 0.5 * state.rho)
+        rho = jnp.maximum(radius, 0.5 * state.rho)
         return y1, y_error, None, state.advanced(f1, state.v, rho, evaluations, jvps), None
 
     def advance(self, term, t0, h, y0, args, f0):
         """One step of size ``h`` from ``y0`` with ``f0 = F(y0)``: ``(y1, error estimate,
-        F(y1), field evaluations, Jacobian-vector products, largest Ritz modulus)``."""
+        F(y1), field evaluations, Jacobian-vector products, the radius the next step's
+        bound reads)`` (:func:`krylov_radius`)."""
         f, jvp, weight = linearized(term, t0, y0, args, self.rtol, self.atol)
         x1, m1, ok1, ritz = lanczos_phi(jvp, f0, h, 1, weight, h)
         u = y0 + h * x1
@@ -237,7 +279,8 @@ class EXPRB32(ChebyshevSolver):
         f1 = f(y1)
         y_error = jnp.where(ok1 & ok3, correction, jnp.inf)
         # evaluations: the linearization's forward pass, F(U), F(y1)
-        return y1, y_error, f1, 3, m1 + m3 + 1, ritz
+        return (y1, y_error, f1, 3, m1 + m3 + 1,
+                krylov_radius(h, ritz, jnp.maximum(m1, m3)))
 
 
 class EXPRB43(EXPRB32):
@@ -279,4 +322,5 @@ class EXPRB43(EXPRB32):
         f1 = f(y1)
         y_error = jnp.where(ok1 & ok2 & ok3, h * (12.0 * x3[1] - 48.0 * x2[2]), jnp.inf)
         # evaluations: the linearization's forward pass, F(U_2), F(U_3), F(y1)
-        return y1, y_error, f1, 4, m1 + m2 + m3 + 2, ritz
+        return (y1, y_error, f1, 4, m1 + m2 + m3 + 2,
+                krylov_radius(h, ritz, jnp.maximum(m1, jnp.maximum(m2, m3))))

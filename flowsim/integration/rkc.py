@@ -146,11 +146,12 @@ class ChebyshevSolver(eqx.Module):
         ok = jnp.isfinite(norm) & (norm > 0)
         return jnp.where(ok, u / jnp.where(ok, norm, 1.0), v), jnp.where(ok, norm, 0.0)
 
-    def spectral_radius(self, term, t0, y0, args, state: StabilizedState):
+    def spectral_radius(self, term, t0, y0, args, state: StabilizedState, skip=False):
         """``(v, rho, evaluations)``: the power iteration's vector and estimate at the
-        start of a step (updated every POWER_EVERY accepted steps) and the evaluations
-        that cost."""
-        n_power = jnp.where(state.steps % POWER_EVERY == 0, POWER_UPDATE, 0)
+        start of a step (updated every POWER_EVERY accepted steps, not where ``skip``)
+        and the evaluations that cost."""
+        n_power = jnp.where((state.steps % POWER_EVERY == 0) & ~jnp.asarray(skip),
+                            POWER_UPDATE, 0)
         v, rho_now = jax.lax.fori_loop(
             0, n_power, lambda _, c: self._power_fd(term, t0, y0, args, c[0], state.f0),
             (state.v, state.rho))

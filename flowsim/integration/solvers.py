@@ -22,6 +22,7 @@ import diffrax
 import optimistix as optx
 
 from ..dynamics import AUTO
+from .explicit import UNROLLED
 from .exponential import EXPRB32, EXPRB43
 from .rkc import RKC2
 from .rock4 import ROCK4
@@ -77,11 +78,12 @@ class StageNewton(optx.Newton):
 
 
 def diffrax_solver(name: str, implicit: bool) -> Callable:
-    """The builder of diffrax's solver ``name``; an implicit one gets
+    """The builder of diffrax's solver ``name`` (Dopri8, Dopri5 and Tsit5 with their
+    stages written out: :mod:`.explicit`); an implicit one gets
     :class:`StageNewton` (Newton, not the default VeryChord, which rejected most steps
     here: docs/numerics.md)."""
     def build(spec):
-        cls = getattr(diffrax, name)
+        cls = UNROLLED.get(name) or getattr(diffrax, name)
         if implicit:
             return cls(root_finder=StageNewton(rtol=spec.newton_rtol, atol=spec.newton_atol))
         return cls()
