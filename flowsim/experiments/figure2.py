@@ -18,10 +18,10 @@ can show the figure's errors: the observed residual alone is ``sqrt(n * 1e-6)`` 
 at n = 200). The grid therefore stops at ``stop_mse = 1e-10`` by default (flowsim loss
 ``stop_mse * n / 2``); ``stop_mse = 1e-6`` is one option away.
 
-Cost: ``solver="auto"`` takes the matrix-free RKC2 through the stiff stretch of order 3
-from init 1e-2, where explicit steps are limited by stability; the flows of the order-3
-grid then cost about what the reference's descent does, and the grid's time is the rank
-estimates'. Measurements, order 4 and its command: docs/numerics.md, "Figure 2: what the
+Cost: ``solver="auto"`` takes Dopri8EXPRB43 (Dopri8, then an exponential Rosenbrock
+method once the flow is stiff) through the stiff stretch of order 3 from init 1e-2, where
+explicit steps are limited by stability; the flows of the order-3 grid then cost about
+what the reference's descent does, and the grid's time is the rank estimates'. Measurements, order 4 and its command: docs/numerics.md, "Figure 2: what the
 grid costs".
 """
 
@@ -72,8 +72,7 @@ class Figure2Config:
     - `init_stds`, `trials`: init scales and repetitions; trial ``k`` uses init seed
       ``k + 1`` for every std (same directions, different scale).
     - `method`: ``"flow"`` (:func:`flowsim.gradient_flow` with `solver`, `rtol`, `atol`,
-      `max_steps`; ``"auto"`` and ``None``: the flow's defaults, the matrix-free RKC2
-      here) or ``"gd"`` (:func:`~flowsim.tensor.descent.cp_gradient_descent`,
+      `max_steps`; ``"auto"`` and ``None``: the flow's defaults, Dopri8EXPRB43 here) or ``"gd"`` (:func:`~flowsim.tensor.descent.cp_gradient_descent`,
       lr 1e-2, `max_iterations`).
     - `stop_mse`: stop at this training MSE over the observations (module doc).
     - `rank_rtol`: relative tolerance of the rank estimate (``"rank"`` of a record);
