@@ -3,8 +3,9 @@ issue of "exact along the whole path"): the 2x2 theorem regime in svd coordinate
 100x100 protocol of the deep matrix factorization literature, and a stiff CP order-3 run
 of Figure 2. For each: the default call's solver, steps, work and time; then the check at
 100x tighter tolerances with the run's own solver and with another one (a check
-independent of the method: :data:`INDEPENDENT`): the largest relative difference in ``W`` over the saved times, where, and
-what the check cost. ``--cp-solvers`` also runs the CP case with other solvers.
+independent of the method: ``INDEPENDENT``): the largest relative difference in ``W``
+over the saved times, where, and what the check cost. ``--cp-solvers`` also runs the CP
+case with other solvers.
 
     .venv/bin/python bench/bench_accuracy_check.py [--cases theorem protocol cp]
         [--cp-solvers Dopri8EXPRB43 ...]

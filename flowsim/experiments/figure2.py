@@ -21,8 +21,9 @@ at n = 200). The grid therefore stops at ``stop_mse = 1e-10`` by default (flowsi
 Cost: ``solver="auto"`` takes Dopri8EXPRB43 (Dopri8, then an exponential Rosenbrock
 method once the flow is stiff) through the stiff stretch of order 3 from init 1e-2, where
 explicit steps are limited by stability; the flows of the order-3 grid then cost about
-what the reference's descent does, and the grid's time is the rank estimates'. Measurements, order 4 and its command: docs/numerics.md, "Figure 2: what the
-grid costs".
+what the reference's descent does, and the grid's time is the rank estimates'.
+Measurements, order 4 and its command: docs/numerics.md, "Figure 2: what the grid
+costs".
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ class Figure2Config:
     - `init_stds`, `trials`: init scales and repetitions; trial ``k`` uses init seed
       ``k + 1`` for every std (same directions, different scale).
     - `method`: ``"flow"`` (:func:`flowsim.gradient_flow` with `solver`, `rtol`, `atol`,
-      `max_steps`; ``"auto"`` and ``None``: the flow's defaults, Dopri8EXPRB43 here) or ``"gd"`` (:func:`~flowsim.tensor.descent.cp_gradient_descent`,
-      lr 1e-2, `max_iterations`).
+      `max_steps`; ``"auto"`` and ``None``: the flow's defaults, Dopri8EXPRB43 here)
+      or ``"gd"`` (:func:`~flowsim.tensor.descent.cp_gradient_descent`, lr 1e-2,
+      `max_iterations`).
     - `stop_mse`: stop at this training MSE over the observations (module doc).
     - `rank_rtol`: relative tolerance of the rank estimate (``"rank"`` of a record);
       ``None`` skips it and the figure shows ``"rank_ref"`` (order 4: the memorizer's
