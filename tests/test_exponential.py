@@ -364,3 +364,22 @@ def test_killed_in_the_exponential_stretch_resumes_bit_for_bit(tmp_path):
     np.testing.assert_array_equal(resumed.t, whole.t)
     np.testing.assert_array_equal(resumed.states, whole.states)
     assert resumed.stats["jacobian_vector_products"] == whole.stats["jacobian_vector_products"]
+
+
+def test_krylov_step_bound_predicts_the_target_dimension():
+    """After a step of size ``h`` that took ``m`` Lanczos iterations (count ~ ``kappa
+    sqrt(h rho)``), the bound ``MAX_H_RHO / rho_K`` is the step at which the same
+    ``kappa`` predicts ``KRYLOV_TARGET`` iterations; ``kappa`` is floored at
+    ``KRYLOV_RATIO_MIN`` (a step of few iterations does not open the bound without
+    limit)."""
+    ritz = 160.0
+    for h, m in [(12.0, 54), (2.0, 28), (0.5, 16)]:
+        kappa = m / np.sqrt(h * ritz)
+        bound = exponential.MAX_H_RHO / float(exponential.krylov_radius(h, ritz, m))
+        np.testing.assert_allclose(kappa * np.sqrt(bound * ritz),
+                                   exponential.KRYLOV_TARGET, rtol=1e-12)
+        assert bound * ritz < exponential.KRYLOV_TARGET ** 2 / exponential.KRYLOV_RATIO_MIN ** 2
+    # two iterations at a large step: kappa below the floor, so the floor sets the bound
+    bound = exponential.MAX_H_RHO / float(exponential.krylov_radius(100.0, ritz, 2))
+    np.testing.assert_allclose(bound * ritz, (exponential.KRYLOV_TARGET
+                                              / exponential.KRYLOV_RATIO_MIN) ** 2, rtol=1e-12)

@@ -118,3 +118,44 @@ def test_bad_model_problem_pairs(data, model):
         fs.gradient_flow(data.problem(10), model, params[:2])
     with pytest.raises(TypeError, match="model"):
         fs.gradient_flow(data.problem(10), "cp", params)
+
+
+def test_default_call_follows_the_flow_through_the_stiff_stretch():
+    """A CP flow with more than 64 unknowns (4x4x4, R = 8, 30 observed entries of a rank-1
+    truth, init std 1e-2) by the default call, which takes Dopri8EXPRB43 and here turns
+    to the exponential method (from t ~ 300): within 1e-7 (relative, Frobenius) of scipy's
+    Radau at rtol 1e-12 on the CP gradient flow written out below (Eq. 12), at every
+    saved time, from the plateau (t = 1, 10, 100) to the end of the fit."""
+    import scipy.integrate
+
+    rng = np.random.default_rng(0)
+    shape, rank = (4, 4, 4), 8
+    truth = np.einsum("i,j,k->ijk", *[rng.standard_normal(4) for _ in range(3)])
+    idx = np.array(np.unravel_index(rng.choice(64, size=30, replace=False), shape)).T
+    problem = fs.TensorCompletion(shape, [tuple(map(int, r)) for r in idx],
+                                  truth[tuple(idx.T)])
+    model = CPFactorization(shape, rank)
+    params = cp_gaussian_init(model, seed=1, std=1e-2)
+    times = [1.0, 10.0, 100.0, 1e3, 1e4]
+    traj = fs.gradient_flow(problem, model, params, save_at=times, progress=False)
+    assert traj.config["options"]["solver"] == "Dopri8EXPRB43"
+    assert traj.stats["stabilized_from_t"] < times[-1]  # the exponential stretch ran
+    mask = np.zeros(shape)
+    mask[tuple(idx.T)] = 1.0
+
+    def field(t, y):
+        a, b, c = y.reshape(3, 4, rank)
+        r = mask * (np.einsum("ir,jr,kr->ijk", a, b, c) - truth)
+        return -np.concatenate([np.einsum("ijk,jr,kr->ir", r, b, c).ravel(),
+                                np.einsum("ijk,ir,kr->jr", r, a, c).ravel(),
+                                np.einsum("ijk,ir,jr->kr", r, a, b).ravel()])
+
+    y0 = np.concatenate([np.asarray(p).ravel() for p in params])
+    sol = scipy.integrate.solve_ivp(field, (0.0, times[-1]), y0, method="Radau",
+                                    t_eval=times, rtol=1e-12, atol=1e-15)
+    assert sol.status == 0
+    for i, t in enumerate(times):
+        a, b, c = sol.y[:, i].reshape(3, 4, rank)
+        ref = np.einsum("ir,jr,kr->ijk", a, b, c)
+        error = np.linalg.norm(traj.product[i + 1] - ref) / np.linalg.norm(ref)
+        assert error <= 1e-7, (t, error)

@@ -56,7 +56,7 @@ class FactorCoordinates(Coordinates):
     def vector_field(self, y, mask, target):
         # the gradient with respect to the factors, then one concatenation: the gradient
         # of the flat vector would pad each factor's gradient to the full length and sum
-        # them (measured at 100x100, depth 3: 13% of a Hessian-vector product)
+        # them (docs/numerics.md, "The explicit step")
         grads = jax.grad(lambda params: observation_loss(
             self.model.product(params), mask, target))(self.model.split(y))
         return -jnp.concatenate([g.ravel() for g in grads])

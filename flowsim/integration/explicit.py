@@ -3,11 +3,10 @@ without a loop over stages.
 
 diffrax runs the stages of an explicit Runge-Kutta method as a loop over a buffer of all
 stage derivatives, each stage a contraction of that whole buffer. At the sizes of the deep
-matrix factorization literature (30,000 unknowns) that bookkeeping costs more than the
-vector field: one Dopri8 step took 3x its 13 evaluations (docs/numerics.md, "The
-explicit step"). Here each stage is the sum of its nonzero terms, the coefficients
-constants of the compiled program, so a step costs its evaluations and a few passes over
-the state per stage.
+matrix factorization literature that bookkeeping costs more than the vector field
+(docs/numerics.md, "The explicit step"). Here each stage is the sum of its nonzero
+terms, the coefficients constants of the compiled program, so a step costs its
+evaluations and a few passes over the state per stage.
 
 The coefficients are diffrax's (``diffrax.Dopri8.tableau`` and the others: Dormand &
 Prince's 8(7) of Prince & Dormand 1981, Dormand & Prince's 5(4) of 1980, Tsitouras 2011),

@@ -185,8 +185,8 @@ def auto_solver(coordinates: str, model_kind: str, state_size: int,
     if stored in REGISTRY and REGISTRY[stored].resumable:
         return stored
     if state_size >= MATRIX_FREE_FROM:
-        # CP flows too: on Figure 2's runs it is exact where RKC2 was 1e-3 off, in about
-        # RKC2's time (docs/numerics.md)
+        # CP flows too: exact along the path where RKC2 was not, at about its cost
+        # (docs/numerics.md, "The stiff stretch: exponential Rosenbrock")
         return "Dopri8EXPRB43"
     if (stop_loss is not None and stop_loss >= ROSENBROCK_DOWN_TO and model_kind == "matrix"
             and coordinates in ROSENBROCK_COORDINATES):
