@@ -19,6 +19,7 @@ import numpy as np
 
 from .initialization import factors_from_product
 from .integration import SolverOptions, gradient_flow
+from .integration.solvers import REGISTRY, check_name
 from .parameterization import model_from_dict
 from .problem import problem_from_dict
 from .trajectory import Trajectory
@@ -93,7 +94,8 @@ def check_accuracy(traj: Trajectory, *, factor: float = 100.0, solver: str | Non
 
     - `traj`: a gradient-flow :class:`~flowsim.Trajectory` (from :func:`gradient_flow`
       or loaded from a file; its ``config`` says how it was made).
-    - `factor`: how much tighter ``rtol`` and ``atol`` are (``> 1``).
+    - `factor`: how much tighter ``rtol``, ``atol`` and ``escape_rtol`` are (``> 1``); a
+      solver outside flowsim's loop (scipy's) has one tolerance and takes the tightest.
     - `solver`: the reference's solver (default: the run's own).
     - `progress`: a progress bar for the reference solve.
 
@@ -123,7 +125,13 @@ def check_accuracy(traj: Trajectory, *, factor: float = 100.0, solver: str | Non
         params = factors_from_product(model, np.asarray(traj.product[0]))
     used = SolverOptions.from_dict(config["options"])
     rtol, atol = used.rtol / factor, used.atol / factor
+    # the run's escape tolerance, also tightened; a solver outside flowsim's loop has one
+    # tolerance, the tightest
+    tighter = (used.escape_rtol or used.rtol) / used.rtol
+    if REGISTRY[check_name(solver or used.solver)].family != "loop":
+        rtol, atol = rtol * tighter, atol * tighter
     options = used.replace(solver=solver or used.solver, rtol=rtol, atol=atol,
+                           escape_rtol=min(rtol, used.rtol * tighter / factor),
                            conserved_rtol=None, max_steps=used.max_steps * 10)
     times = np.asarray(traj.t[1:], dtype=np.float64)
     keep = np.concatenate([[True], np.diff(times) > 0]) & (times > 0)

@@ -52,3 +52,39 @@ def test_independent_solver_and_bad_input(loose_run):
         fs.check_accuracy(traj, factor=1.0)
     with pytest.raises(TypeError, match="Trajectory"):
         fs.check_accuracy("run.npz")
+
+
+@pytest.mark.parametrize("depth", [3, 6])
+def test_theorem_regime_default_is_exact_through_the_escape(depth, paper):
+    """The 2x2 problem's default call (svd coordinates, Kvaerno5 at rtol 1e-8) within 1e-7
+    of scipy's DOP853 on the factor ODE at every saved time through the escape, where the
+    escape tolerance (100x tighter while the loss is above 1e-2 of its value at W = 0)
+    carries it: at rtol 1e-8 throughout the same run is further off. check_accuracy with an
+    independent solver reports that error."""
+    model = fs.DeepMatrixFactorization((2, 2), depth)
+    params = fs.balanced_init(model, seed=1, scale=1e-3, det_sign=1)
+    times = [1.0, 5.0, 10.0, 15.0, 30.0, 100.0]
+    exact = products_at(completion_gradient(paper.mask, paper.target), params, times,
+                        rtol=1e-13, atol=1e-16)
+
+    def errors(traj):
+        return np.array([np.linalg.norm(traj.product[k + 1] - w) / np.linalg.norm(w)
+                         for k, w in enumerate(exact)])
+
+    traj = fs.gradient_flow(paper, model, params, save_at=times, progress=False)
+    options = traj.config["options"]
+    assert traj.config["coordinates"] == "svd" and options["solver"] == "Kvaerno5"
+    assert options["rtol"] == 1e-8 and options["escape_rtol"] == pytest.approx(1e-10)
+    true = errors(traj)
+    assert true.max() <= 1e-7, true
+    # the same tolerance throughout: the escape's errors grow with the singular values
+    plain = fs.gradient_flow(paper, model, params, save_at=times, rtol=1e-8, atol=1e-12,
+                             progress=False)
+    assert plain.config["options"]["escape_rtol"] == 1e-8
+    assert errors(plain).max() > 3 * true.max()
+    report = fs.check_accuracy(traj, solver="Radau")
+    assert report.complete and report.solver == "Radau"
+    np.testing.assert_allclose(report.errors, true, rtol=0.2, atol=2e-10)
+    with pytest.raises(ValueError, match="escape_rtol must be at most rtol"):
+        fs.gradient_flow(paper, model, params, save_at=times, rtol=1e-8, escape_rtol=1e-6,
+                         progress=False)

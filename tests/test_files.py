@@ -660,6 +660,8 @@ API_ROWS = [
     (lambda: fs.factors_from_product(fs.DeepMatrixFactorization((2, 2), 2),
                                      np.full((2, 2), np.nan)), "w must be finite"),
     (lambda: fs.SolverOptions(rtol=10), "rtol"),
+    (lambda: fs.SolverOptions(escape_rtol=-1e-9), "escape_rtol"),
+    (lambda: fs.SolverOptions(escape_rtol=1.0), "escape_rtol must be < 1"),
     (lambda: fs.SolverOptions(max_steps=1.5), "max_steps"),
     (lambda: figure2.Figure2Config(n_values=(3, 3)), "n_values lists 3"),
     (lambda: figure2.Figure2Config(trials=2.5), "trials"),

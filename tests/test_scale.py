@@ -1,5 +1,5 @@
 """The exact flow at the field's sizes, by default: the solver "auto" takes for large
-states (Dopri8 while the flow is smooth, ROCK4 once it is stiff) against a closed form and
+states (Dopri8 while the flow is smooth, EXPRB43 once it is stiff) against a closed form and
 an independent integrator, at every saved time, and its cost counters.
 
 Closed form: every entry of a d x d2 matrix observed, target ``B = diag(s)``, start

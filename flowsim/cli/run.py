@@ -64,6 +64,10 @@ def register(sub) -> None:
                    help="controller rtol (default: the coordinates' default)")
     p.add_argument("--atol", type=float, default=SolverOptions.atol,
                    help="controller atol (default: the coordinates' default)")
+    p.add_argument("--escape-rtol", type=float, default=SolverOptions.escape_rtol,
+                   help="rtol while the loss is above 1e-2 of its value at W = 0 (default: "
+                        "rtol, or 100x tighter with the default tolerances of svd "
+                        "coordinates and Kvaerno5)")
     p.add_argument("--max-steps", type=int, default=SolverOptions.max_steps)
     p.add_argument("--continue-on-precision-loss", action="store_true",
                    help="go on where precision is lost (recorded), instead of ending the run")
@@ -106,6 +110,7 @@ def run(args) -> int:
     model = DeepMatrixFactorization(problem.shape, args.depth)
     params = make_params(args, model)
     options = SolverOptions(solver=args.solver, rtol=args.rtol, atol=args.atol,
+                            escape_rtol=args.escape_rtol,
                             max_steps=args.max_steps,
                             on_precision_loss="continue" if args.continue_on_precision_loss
                             else "stop")

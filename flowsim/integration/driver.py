@@ -59,7 +59,8 @@ class Solve:
             newton_rtol=options.newton_rtol, newton_atol=options.newton_atol,
             chunk_steps=options.chunk_steps, save_mode=save_mode,
             watch_sign=not coords.sign_exact and _has_det(coords.model),
-            watch_conserved=coords.watches_conserved)
+            watch_conserved=coords.watches_conserved,
+            escape_factor=options.escape_rtol / options.rtol)
         self.n_save_times = n_save_times
         self.progress, self.checkpoint = progress, checkpoint
         #: accepted steps per chunk now (``pace``): FIRST_CHUNK until a chunk was timed

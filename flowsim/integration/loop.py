@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 
 from ..dynamics import Coordinates
+from ..problem import observation_loss
 from . import guards
 from .solvers import REGISTRY
 
@@ -48,6 +49,10 @@ from .solvers import REGISTRY
 CONTINUE = guards.CONTINUE
 #: attempts per accepted step a chunk allows (``LoopSpec.max_attempts``)
 ATTEMPTS_PER_STEP = 8
+#: the escape from a small start, for ``escape_rtol``: while the loss is above this
+#: fraction of its value at ``W = 0`` (a start near 0 begins there; the escape ends with
+#: the loss a hundredfold down)
+ESCAPE_LOSS = 1e-2
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ class LoopSpec:
     #: watch the sign of det W / the conserved quantities (static: skipped where moot)
     watch_sign: bool
     watch_conserved: bool
+    #: the tolerances' factor during the escape (``escape_rtol / rtol``; 1: none)
+    escape_factor: float = 1.0
 
     @property
     def buffer_size(self) -> int:
@@ -242,6 +249,9 @@ def _attempt(spec: LoopSpec, c: Carry, member: Member) -> _Step:
     tn = _clip(tnext, target)
     y1, y_error, _, ss1, _ = solver.step(term, c.t, tn, c.y, args, c.solver_state, False)
     y_error = jnp.where(jnp.isnan(y_error), jnp.inf, y_error)
+    if spec.escape_factor != 1.0:  # tighter tolerances during the escape (ESCAPE_LOSS)
+        at_zero = observation_loss(jnp.zeros(coords.model.shape), *args)
+        y_error = y_error / jnp.where(c.loss > ESCAPE_LOSS * at_zero, spec.escape_factor, 1.0)
     # a solver that changes method along the run says the order of its estimate
     order = (solver.current_error_order(c.solver_state)
              if hasattr(solver, "current_error_order") else solver.error_order(term))

@@ -24,6 +24,11 @@ from .solvers import REGISTRY, auto_solver, check_name
 #: regime takes about half the steps at these; cp: the explicit solver's stability limit,
 #: not its accuracy, sets the step on the stiff stretch (docs/numerics.md)
 COORDINATE_TOLERANCES = {"svd": (1e-8, 1e-12), "cp": (1e-8, 1e-12)}
+#: the default ``escape_rtol`` as a fraction of ``rtol``, and the (coordinates, solver) it
+#: is taken for: Kvaerno5 in svd coordinates, Theorem 1's regime, whose default rtol
+#: 1e-8 left the flow up to 2e-6 off mid-escape (docs/numerics.md, "The escape")
+ESCAPE_TIGHTENING = 1e-2
+ESCAPE_DEFAULT_FOR = (("svd", "Kvaerno5"),)
 BASE_TOLERANCES = (1e-10, 1e-14)
 #: every default ``(rtol, atol)``: by coordinates, and by solver where it has its own
 DEFAULT_TOLERANCES = {**COORDINATE_TOLERANCES, **{
@@ -44,9 +49,9 @@ class SolverOptions:
       :data:`.solvers.MATRIX_FREE_FROM` unknowns, e.g. every 2x2 run, the Rosenbrock
       method Rodas5P for runs with a stop loss of at least
       :data:`.solvers.ROSENBROCK_DOWN_TO` in :data:`.solvers.ROSENBROCK_COORDINATES`, the
-      implicit Kvaerno5 otherwise; above, the matrix-free ``"Dopri8EXPRB43"`` for matrix
-      models: Dopri8 while the flow is not stiff, the exponential Rosenbrock method
-      EXPRB43 once it is; ``"RKC2"`` for CP models), or a name of
+      implicit Kvaerno5 otherwise; above, the matrix-free ``"Dopri8EXPRB43"``, Dopri8
+      while the flow is not stiff and the exponential Rosenbrock method EXPRB43 once it
+      is, for matrix and CP models), or a name of
       :data:`.solvers.REGISTRY`: one of :data:`.solvers.JAX_SOLVERS` (diffrax's, or
       flowsim's ``"RKC2"``, ``"ROCK4"``, ``"EXPRB32"``, ``"EXPRB43"``,
       ``"Dopri8EXPRB43"``, ``"Dopri8ROCK4"``, ``"Rodas4"``, ``"Rodas5P"``)
@@ -54,6 +59,12 @@ class SolverOptions:
       :data:`.solvers.SCIPY_SOLVERS`.
     - `rtol`, `atol`: the PID step-size controller's tolerances; ``None`` takes
       :data:`DEFAULT_TOLERANCES` for the coordinates (else :data:`BASE_TOLERANCES`).
+    - `escape_rtol`: the relative tolerance during the escape from a small start (while
+      the loss is above :data:`.loop.ESCAPE_LOSS` of its value at ``W = 0``; ``atol``
+      scales with it): errors made there grow with the singular values after it, so a
+      run is most sensitive to them. At most ``rtol``. ``None``: ``rtol``, except with
+      default tolerances where :data:`ESCAPE_DEFAULT_FOR` lists the coordinates and
+      solver (Kvaerno5 in svd coordinates), which take ``ESCAPE_TIGHTENING * rtol``.
     - `newton_rtol`, `newton_atol`: tolerances of the implicit solvers' Newton iteration
       on the stage equations (not on the solution: tighter ones made every step fail).
     - `chunk_steps`: most accepted steps per compiled call; between chunks the progress
@@ -84,6 +95,7 @@ class SolverOptions:
     solver: str = AUTO
     rtol: float | None = None
     atol: float | None = None
+    escape_rtol: float | None = None
     newton_rtol: float = 1e-6
     newton_atol: float = 1e-8
     chunk_steps: int = 256
@@ -97,14 +109,14 @@ class SolverOptions:
 
     def __post_init__(self):
         check_name(self.solver)
-        for name in ("rtol", "atol", "newton_rtol", "newton_atol", "conserved_rtol",
-                     "loss_rise_rtol", "max_abs"):
+        for name in ("rtol", "atol", "escape_rtol", "newton_rtol", "newton_atol",
+                     "conserved_rtol", "loss_rise_rtol", "max_abs"):
             value = getattr(self, name)
-            if value is None and name in ("rtol", "atol", "conserved_rtol"):
+            if value is None and name in ("rtol", "atol", "escape_rtol", "conserved_rtol"):
                 continue
             object.__setattr__(self, name, check_real(name, value, minimum=0.0, strict=True,
                                                       allow_inf=name == "max_abs"))
-        for name in ("rtol", "newton_rtol"):
+        for name in ("rtol", "escape_rtol", "newton_rtol"):
             value = getattr(self, name)
             if value is not None and not value < 1:
                 raise ValueError(f"{name} must be < 1 (a relative tolerance), got {value!r}")
@@ -140,7 +152,8 @@ class SolverOptions:
     def resolve(self, coordinates: str, model_kind: str, state_size: int,
                 stop_loss: float | None = None, stored_solver: str | None = None,
                 det_sign_decides: bool = True) -> SolverOptions:
-        """These options with ``solver``, ``rtol``, ``atol``, ``conserved_rtol`` and
+        """These options with ``solver``, ``rtol``, ``atol``, ``escape_rtol``,
+        ``conserved_rtol`` and
         ``det_sign_guard`` made concrete for the coordinates, the model (``"matrix"`` or
         ``"cp"``), the number of unknowns, the run's stop loss (``None``: none) and
         whether the sign of det W decides the problem's answer; ``stored_solver``: the
@@ -153,12 +166,19 @@ class SolverOptions:
         rtol, atol = REGISTRY[solver].tolerances or COORDINATE_TOLERANCES.get(
             "cp" if model_kind == "cp" else coordinates, BASE_TOLERANCES)
         rtol = rtol if self.rtol is None else self.rtol
+        escape = self.escape_rtol
+        if escape is None:
+            tighten = self.rtol is None and (coordinates, solver) in ESCAPE_DEFAULT_FOR
+            escape = ESCAPE_TIGHTENING * rtol if tighten else rtol
+        if escape > rtol:
+            raise ValueError(f"escape_rtol must be at most rtol ({rtol:g}), got {escape!r}")
         conserved = max(1e-6, 1e3 * rtol) if self.conserved_rtol is None \
             else self.conserved_rtol
         guard = self.det_sign_guard
         if guard == "auto":
             guard = "strict" if det_sign_decides else "record"
-        return dataclasses.replace(self, solver=solver, rtol=rtol, det_sign_guard=guard,
+        return dataclasses.replace(self, solver=solver, rtol=rtol, escape_rtol=escape,
+                                   det_sign_guard=guard,
                                    atol=atol if self.atol is None else self.atol,
                                    conserved_rtol=conserved)
 

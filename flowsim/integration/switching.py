@@ -57,7 +57,8 @@ EXPLICIT_ORDER, STABILIZED_ORDER = 8, 4
 #: Dopri8's tolerances as a fraction of the run's in Dopri8EXPRB43: its defaults are 100x
 #: looser than Dopri8ROCK4's (the exponential method's estimate bounds an error it mostly
 #: does not make), and the escape needs Dopri8 at the same absolute tolerances as in
-#: Dopri8ROCK4's defaults (docs/numerics.md)
+#: Dopri8ROCK4's defaults: the escape's errors grow with the singular values after it
+#: (docs/numerics.md, "The explicit tolerance")
 EXPONENTIAL_EXPLICIT_TOLERANCE = 1e-3
 
 
