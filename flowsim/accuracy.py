@@ -125,14 +125,12 @@ def check_accuracy(traj: Trajectory, *, factor: float = 100.0, solver: str | Non
         params = factors_from_product(model, np.asarray(traj.product[0]))
     used = SolverOptions.from_dict(config["options"])
     rtol, atol = used.rtol / factor, used.atol / factor
-    # the run's escape tolerance, also tightened; a solver outside flowsim's loop has one
-    # tolerance, the tightest
-    tighter = (used.escape_rtol or used.rtol) / used.rtol
+    escape = (used.escape_rtol or used.rtol) / factor
     if REGISTRY[check_name(solver or used.solver)].family != "loop":
-        rtol, atol = rtol * tighter, atol * tighter
+        rtol, atol = escape, atol * escape / rtol  # one tolerance: the tightest
     options = used.replace(solver=solver or used.solver, rtol=rtol, atol=atol,
-                           escape_rtol=min(rtol, used.rtol * tighter / factor),
-                           conserved_rtol=None, max_steps=used.max_steps * 10)
+                           escape_rtol=escape, conserved_rtol=None,
+                           max_steps=used.max_steps * 10)
     times = np.asarray(traj.t[1:], dtype=np.float64)
     keep = np.concatenate([[True], np.diff(times) > 0]) & (times > 0)
     times = times[keep]
