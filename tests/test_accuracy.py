@@ -88,3 +88,6 @@ def test_theorem_regime_default_is_exact_through_the_escape(depth, paper):
     with pytest.raises(ValueError, match="escape_rtol must be at most rtol"):
         fs.gradient_flow(paper, model, params, save_at=times, rtol=1e-8, escape_rtol=1e-6,
                          progress=False)
+    with pytest.raises(ValueError, match="escape_rtol is for the solvers of flowsim's loop"):
+        fs.gradient_flow(paper, model, params, save_at=times, solver="Radau", rtol=1e-8,
+                         escape_rtol=1e-10, progress=False)

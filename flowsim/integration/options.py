@@ -62,7 +62,8 @@ class SolverOptions:
     - `escape_rtol`: the relative tolerance during the escape from a small start (while
       the loss is above :data:`.loop.ESCAPE_LOSS` of its value at ``W = 0``; ``atol``
       scales with it): errors made there grow with the singular values after it, so a
-      run is most sensitive to them. At most ``rtol``. ``None``: ``rtol``, except with
+      run is most sensitive to them. At most ``rtol``; scipy's solvers have one
+      tolerance and refuse a tighter one. ``None``: ``rtol``, except with
       default tolerances where :data:`ESCAPE_DEFAULT_FOR` lists the coordinates and
       solver (Kvaerno5 in svd coordinates), which take ``ESCAPE_TIGHTENING * rtol``.
     - `newton_rtol`, `newton_atol`: tolerances of the implicit solvers' Newton iteration
@@ -172,6 +173,9 @@ class SolverOptions:
             escape = ESCAPE_TIGHTENING * rtol if tighten else rtol
         if escape > rtol:
             raise ValueError(f"escape_rtol must be at most rtol ({rtol:g}), got {escape!r}")
+        if escape < rtol and REGISTRY[solver].family != "loop":
+            raise ValueError(f"escape_rtol is for the solvers of flowsim's loop; {solver} "
+                             f"has one tolerance: pass rtol={escape:g} instead")
         conserved = max(1e-6, 1e3 * rtol) if self.conserved_rtol is None \
             else self.conserved_rtol
         guard = self.det_sign_guard
