@@ -28,6 +28,14 @@ from .runs import cut_member
 from .solvers import REGISTRY
 
 
+def count_cut(run, steps: int, evaluations: int, products: int) -> None:
+    """Add one re-integration of the stop locator to ``run.stop_location``."""
+    cut = run.stop_location
+    for key, value in (("cuts", 1), ("steps", steps), ("vector_field_evaluations", evaluations),
+                       ("jacobian_vector_products", products)):
+        cut[key] = cut.get(key, 0) + value
+
+
 @dataclass
 class ChunkOut:
     """One member's chunk, on the host."""
@@ -133,7 +141,11 @@ class JaxEngine:
                    for r, ti in zip(runs, t)]
         members = [cut_member(r.member, ti) for r, ti in zip(runs, t)]
         outs = self._call(loop.lanes_run_chunk, carries, members)
-        for out, ti in zip(outs, t):
+        for run, out, ti in zip(runs, outs, t):
+            work = np.asarray(out.carry.work) - np.asarray(run.prev.work)
+            steps = (int(out.carry.steps) + int(out.carry.rejected)
+                     - int(run.prev.steps) - int(run.prev.rejected))
+            count_cut(run, steps, int(work[0]), int(work[1]))
             if int(out.code) != guards.T_MAX or float(out.carry.t) != float(ti):
                 raise FloatingPointError(f"re-integration to the stop_loss time t={ti:.10g} "
                                          f"failed ({guards.CODES[int(out.code)]})")
@@ -152,10 +164,15 @@ class JaxEngine:
     @staticmethod
     def counters(run) -> dict:
         out = {"steps": int(run.carry.steps), "rejected": int(run.carry.rejected)}
-        work = np.asarray(run.carry.work)
+        # the stop locator's re-integrations are work of the run too
+        cut = run.stop_location
+        work = np.asarray(run.carry.work) + np.array(
+            [cut.get("vector_field_evaluations", 0), cut.get("jacobian_vector_products", 0)])
         if work.any():
             out.update(vector_field_evaluations=int(work[0]),
                        jacobian_vector_products=int(work[1]))
+        if cut:
+            out["stop_location"] = dict(cut)
         switched = getattr(run.carry.solver_state, "switched_at", None)
         if switched is not None:  # Dopri8EXPRB43, Dopri8ROCK4: when Dopri8 handed over
             t = float(switched)
@@ -302,12 +319,15 @@ class ScipyEngine:
                 ys.append(np.asarray(y0))
                 continue
             solver = self._make(run, t0, y0, t1)
+            steps = 0
             while solver.status == "running":
                 message = solver.step()
+                steps += 1
                 if solver.status == "failed":
                     raise FloatingPointError(
                         f"re-integration to the stop_loss time failed: {message}")
             ys.append(solver.y.copy())
+            count_cut(run, steps, int(solver.nfev), 0)
         out = [loop.point_loss_and_rate(self.spec, jnp.asarray(y), r.member)
                for r, y in zip(runs, ys)]
         return (np.stack(ys), np.array([float(o[0]) for o in out]),
@@ -323,7 +343,11 @@ class ScipyEngine:
 
     @staticmethod
     def counters(run) -> dict:
-        return {"steps": run.carry.steps, "rejected": 0, **run.carry.counts}
+        out = {"steps": run.carry.steps, "rejected": 0, **run.carry.counts}
+        if run.stop_location:
+            out["nfev"] += run.stop_location["vector_field_evaluations"]
+            out["stop_location"] = dict(run.stop_location)
+        return out
 
     @staticmethod
     def sign(run) -> float:

@@ -41,6 +41,10 @@ class Run:
     loss: float = math.nan
     rate: float = math.nan
     prev_loss: float = math.nan
+    #: the stop locator's re-integrations (``engine.cut``): ``cuts``, their ``steps``
+    #: (accepted and rejected), ``vector_field_evaluations`` and
+    #: ``jacobian_vector_products``; counted into the run's totals as well
+    stop_location: dict = field(default_factory=dict)
     stats: dict = field(default_factory=dict)
     failure: str | None = None
     trajectory: Trajectory | None = None
