@@ -42,22 +42,23 @@ def phi_mpmath(k, z):
 
 
 def phi_numpy(k, z):
-    """``phi_k(z)`` in numpy, independent of flowsim: 30 Taylor terms for ``|z| <= 1``
-    (truncation < 1/31! ~ 1e-34), else ``phi_1 = expm1(z)/z`` and the recurrence
-    ``phi_(j+1) = (phi_j - 1/j!) / z`` (cancellation at most ~10x for ``|z| > 1``)."""
+    """``phi_k(z)``, ``k = 1 ... 4``, in numpy, independent of flowsim: 30 Taylor terms
+    for ``|z| <= 1`` (truncation < 1/31! ~ 1e-34), else ``phi_1 = expm1(z)/z`` and the
+    recurrence ``phi_(j+1) = (phi_j - 1/j!) / z`` (cancellation at most ~10x for
+    ``|z| > 1``)."""
     z = np.asarray(z, dtype=float)
     out = np.empty_like(z)
     small = np.abs(z) <= 1.0
     zs = z[small]
-    term, total = np.full_like(zs, 1.0 / {1: 1.0, 3: 6.0}[k]), np.zeros_like(zs)
+    term, total = np.full_like(zs, 1.0 / math.factorial(k)), np.zeros_like(zs)
     for j in range(30):
         total += term
         term = term * zs / (j + k + 1)
     out[small] = total
     zl = z[~small]
     p = np.expm1(zl) / zl
-    if k == 3:
-        p = ((p - 1.0) / zl - 0.5) / zl
+    for j in range(1, k):
+        p = (p - 1.0 / math.factorial(j)) / zl
     out[~small] = p
     return out
 
@@ -270,26 +271,6 @@ def test_order_on_a_stiff_nonlinear_gradient_flow(method, order, hs):
     assert np.all(estimates > errors)
 
 
-def phi_series(k, z):
-    """``phi_k(z)`` for ``k = 1 ... 4`` in numpy: 30 Taylor terms for ``|z| <= 1``, else
-    ``phi_1 = expm1(z)/z`` and ``phi_(j+1) = (phi_j - 1/j!) / z`` (as ``phi_numpy``)."""
-    z = np.asarray(z, dtype=float)
-    out = np.empty_like(z)
-    small = np.abs(z) <= 1.0
-    zs = z[small]
-    term, total = np.full_like(zs, 1.0 / math.factorial(k)), np.zeros_like(zs)
-    for j in range(30):
-        total += term
-        term = term * zs / (j + k + 1)
-    out[small] = total
-    zl = z[~small]
-    p = np.expm1(zl) / zl
-    for j in range(1, k):
-        p = (p - 1.0 / math.factorial(j)) / zl
-    out[~small] = p
-    return out
-
-
 def test_exprb43_step_is_the_scheme_with_exact_matrix_functions():
     """One EXPRB43 step (its third process on ``D_3 - alpha D_2``, Lanczos throughout)
     against the textbook scheme written here with the matrix functions from a dense
@@ -307,7 +288,7 @@ def test_exprb43_step_is_the_scheme_with_exact_matrix_functions():
     term = diffrax.ODETerm(lambda t, y, args: field(jnp.asarray(-a), jnp.asarray(b), True, y))
     for h in (0.02, 0.1):
         def fn(k, v, c=1.0, h=h):
-            return q @ (phi_series(k, c * h * mu) * (q.T @ v))
+            return q @ (phi_numpy(k, c * h * mu) * (q.T @ v))
 
         f0 = f(y0)
         u2 = y0 + 0.5 * h * fn(1, f0, 0.5)
