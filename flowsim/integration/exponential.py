@@ -105,7 +105,7 @@ def weighted_rms(x, weight):
     return jnp.sqrt(jnp.mean(jnp.square(x * weight)))
 
 
-def lanczos_functions(jvp, v, functions, weight, multipliers, workspace=None):
+def lanczos_functions(jvp, v, functions, weight, multipliers):
     """``f_i(J) v`` for several functions ``f_i`` of one symmetric ``J`` (given by
     ``jvp(u) = J u``) from one Lanczos process: ``|v| V_m f_i(T_m) e_1``. The Krylov
     dimension is adaptive (module doc): the process stops once, for every ``i``, the
@@ -118,23 +118,19 @@ def lanczos_functions(jvp, v, functions, weight, multipliers, workspace=None):
     end.
 
     ``functions(lam)`` maps the eigenvalues of ``T_m`` to an array ``(n, len(lam))`` of
-    the ``n`` functions' values. ``workspace`` is the storage of the basis
-    (``(MAX_KRYLOV + 1,) + v.shape``, any finite values: only the rows the process writes
-    are read), returned for the next process of the step; ``None`` allocates it.
+    the ``n`` functions' values.
 
-    **Returns:** ``(xs, iterations, converged, ritz, workspace)``: the ``n``
-    approximations ``(n,) + v.shape``, the Jacobian-vector products taken, whether the
-    process converged, the largest modulus of the Ritz values (a lower bound of the
-    spectral radius of ``J``), and the storage.
+    **Returns:** ``(xs, iterations, converged, ritz)``: the ``n`` approximations
+    ``(n,) + v.shape``, the Jacobian-vector products taken, whether the process
+    converged, and the largest modulus of the Ritz values (a lower bound of the spectral
+    radius of ``J``).
     """
     m = MAX_KRYLOV
     multipliers = jnp.abs(jnp.asarray(multipliers))
     n = multipliers.shape[0]
     beta0 = jnp.linalg.norm(v)
     safe0 = jnp.where(beta0 > 0, beta0, 1.0)
-    if workspace is None:
-        workspace = jnp.zeros((m + 1,) + v.shape, v.dtype)
-    basis = workspace.at[0].set(v / safe0)
+    basis = jnp.zeros((m + 1,) + v.shape, v.dtype).at[0].set(v / safe0)
     omega = jnp.zeros(m + 1).at[0].set(weighted_rms(basis[0], weight))
     rows = jnp.arange(m)
 
@@ -205,12 +201,12 @@ def lanczos_functions(jvp, v, functions, weight, multipliers, workspace=None):
 
     init = (jnp.asarray(0), basis, omega, jnp.zeros(m), jnp.zeros(m),
             jnp.zeros((n, m), v.dtype), beta0 == 0, jnp.zeros(()), jnp.asarray(0))
-    j, basis, _, _, _, c, done, ritz, iterations = jax.lax.while_loop(cond, body, init)
-    # the rows the process made, one at a time (c is zero past each lane's own count):
-    # the whole stored basis would be read at every process, and a slice of it copied
-    xs = jax.lax.fori_loop(0, j, lambda k, x: x + c[:, k, None] * basis[k].ravel()[None],
-                           jnp.zeros((n, v.size), v.dtype))
-    return xs.reshape((n,) + v.shape), iterations, done, ritz, basis
+    _, basis, _, _, _, c, done, ritz, iterations = jax.lax.while_loop(cond, body, init)
+    # against the whole stored basis (its last row gets a zero coefficient): a slice of it
+    # would be a copy
+    c = jnp.concatenate([c, jnp.zeros((n, 1), c.dtype)], axis=1)
+    xs = c @ basis.reshape(m + 1, -1)
+    return xs.reshape((n,) + v.shape), iterations, done, ritz
 
 
 def krylov_radius(h, ritz, iterations):
@@ -229,7 +225,7 @@ def krylov_radius(h, ritz, iterations):
 def lanczos_phi(jvp, v, h, k: int, weight, multiplier):
     """``phi_k(h J) v`` by :func:`lanczos_functions`, converged in the norm of
     ``multiplier * phi_k(h J) v``: ``(x, iterations, converged, ritz)``."""
-    xs, iterations, done, ritz, _ = lanczos_functions(
+    xs, iterations, done, ritz = lanczos_functions(
         jvp, v, lambda lam: phi(k, h * lam)[None], weight, [multiplier])
     return xs[0], iterations, done, ritz
 
@@ -273,14 +269,11 @@ class EXPRB32(ChebyshevSolver):
         F(y1), field evaluations, Jacobian-vector products, the radius the next step's
         bound reads)`` (:func:`krylov_radius`)."""
         f, jvp, weight = linearized(term, t0, y0, args, self.rtol, self.atol)
-        x1, m1, ok1, ritz, space = lanczos_functions(
-            jvp, f0, lambda lam: phi(1, h * lam)[None], weight, [h])
-        u = y0 + h * x1[0]
+        x1, m1, ok1, ritz = lanczos_phi(jvp, f0, h, 1, weight, h)
+        u = y0 + h * x1
         fu = f(u)
         d = fu - f0 - jvp(u - y0)
-        x3, m3, ok3, _, _ = lanczos_functions(
-            jvp, d, lambda lam: phi(3, h * lam)[None], weight, [2.0 * h], space)
-        x3 = x3[0]
+        x3, m3, ok3, _ = lanczos_phi(jvp, d, h, 3, weight, 2.0 * h)
         correction = 2.0 * h * x3
         y1 = u + correction
         f1 = f(y1)
@@ -320,29 +313,28 @@ class EXPRB43(EXPRB32):
 
     def advance(self, term, t0, h, y0, args, f0):
         f, jvp, weight = linearized(term, t0, y0, args, self.rtol, self.atol)
-        # one storage for the three processes' bases
-        xf, m1, ok1, ritz, space = lanczos_functions(
+        xf, m1, ok1, ritz = lanczos_functions(
             jvp, f0, lambda lam: jnp.stack([phi(1, 0.5 * h * lam), phi(1, h * lam)]),
             weight, [0.5 * h, h])
         u2 = y0 + 0.5 * h * xf[0]
         d2 = f(u2) - f0 - jvp(u2 - y0)
         last = lambda lam: -2.0 * phi(3, h * lam) + 12.0 * phi(4, h * lam)  # noqa: E731
-        x2, m2, ok2, _, space = lanczos_functions(
+        x2, m2, ok2, _ = lanczos_functions(
             jvp, d2, lambda lam: jnp.stack([phi(1, h * lam),
                                             16.0 * phi(3, h * lam) - 48.0 * phi(4, h * lam),
                                             phi(4, h * lam), last(lam)]),
             # the estimate takes (12 alpha - 48) h phi_4 D_2, the solution alpha h last D_2
             weight, [h, h, max(48.0 - 12.0 * self.ALPHA_MIN, 12.0 * self.ALPHA_MAX - 48.0) * h,
-                     self.ALPHA_MAX * h], space)
+                     self.ALPHA_MAX * h])
         u3 = y0 + h * xf[1] + h * x2[0]
         d3 = f(u3) - f0 - jvp(u3 - y0)
         w2 = weight * weight
         norm2 = jnp.vdot(d2 * w2, d2)
         alpha = jnp.clip(jnp.vdot(d3 * w2, d2) / jnp.where(norm2 > 0, norm2, 1.0),
                          self.ALPHA_MIN, self.ALPHA_MAX)
-        x3, m3, ok3, _, _ = lanczos_functions(
+        x3, m3, ok3, _ = lanczos_functions(
             jvp, d3 - alpha * d2, lambda lam: jnp.stack([last(lam), phi(4, h * lam)]),
-            weight, [h, 12.0 * h], space)
+            weight, [h, 12.0 * h])
         y1 = y0 + h * xf[1] + h * x2[1] + h * (x3[0] + alpha * x2[3])
         f1 = f(y1)
         # h phi_4 (12 D_3 - 48 D_2), with D_3 = alpha D_2 + (D_3 - alpha D_2)
