@@ -50,18 +50,14 @@ SWITCH_AFTER = 8
 #: from a small start the directions that grow carry their errors with them (a local
 #: error made early is multiplied by the growth of the singular values after it), so the
 #: global error at the end of the escape is its local errors times that growth; Dopri8
-#: pays little for a tighter tolerance (order 8: 100x tighter costs ~1.8x its steps)
+#: pays little for a tighter tolerance (order 8: 100x tighter costs ~1.8x its steps).
+#: Dopri8EXPRB43 takes it too, and the loop tightens its tolerances 10x more in the
+#: escape (:data:`.options.ESCAPE_TIGHTENING`): there Dopri8 runs at ``1e-3`` of them,
+#: the same absolute tolerances as Dopri8ROCK4's defaults (docs/numerics.md, "The
+#: explicit tolerance")
 EXPLICIT_TOLERANCE = 1e-2
 #: error orders of the two estimates (Dopri8: order 7 embedded in 8; ROCK4: 3 in 4)
 EXPLICIT_ORDER, STABILIZED_ORDER = 8, 4
-#: Dopri8's tolerances as a fraction of the run's in Dopri8EXPRB43: its defaults are 100x
-#: looser than Dopri8ROCK4's (the exponential method's estimate bounds an error it mostly
-#: does not make). In the escape from a small start, whose errors grow with the singular
-#: values after it, the loop tightens the run's tolerances 10x more
-#: (:data:`.options.ESCAPE_TIGHTENING`): there Dopri8 runs at ``1e-3`` of them, the same
-#: absolute tolerances as Dopri8ROCK4's defaults (docs/numerics.md, "The explicit
-#: tolerance")
-EXPONENTIAL_EXPLICIT_TOLERANCE = 1e-2
 
 
 class SwitchState(eqx.Module):
@@ -171,12 +167,11 @@ class Dopri8EXPRB43(Dopri8ROCK4):
     """Dopri8 while the flow is not stiff, then the fourth-order exponential Rosenbrock
     method EXPRB43 (:mod:`.exponential`: exact on the linearization, Lanczos for its
     ``phi`` functions) once it is. The run's tolerances also set EXPRB43's Krylov
-    tolerance; Dopri8 runs at :data:`EXPONENTIAL_EXPLICIT_TOLERANCE` of them."""
+    tolerance; Dopri8 runs at :data:`EXPLICIT_TOLERANCE` of them (1e-3 in the escape)."""
 
     rtol: float = 1e-6
     atol: float = 1e-9
     stiff_order = EXPRB43.order
-    explicit_tolerance = EXPONENTIAL_EXPLICIT_TOLERANCE
     stiff_measures_rho = True
 
     def stiff_limit(self, rho):
