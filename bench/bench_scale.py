@@ -7,7 +7,8 @@ uniformly, depth 3, balanced init of product scale 1e-3, to loss 1e-6 (flowsim's
 much):
 
 - the default flow call (``coordinates="auto"`` -> factors, ``solver="auto"`` ->
-  Dopri8EXPRB43): its first call (compile included) and a warm call;
+  Dopri8EXPRB43): its first call (compile included) and ``--warm-repeats`` warm calls
+  before descent and as many after (the ratio takes their median);
 - ``gradient_descent(lr=1e-3)`` to the same loss, and a plain jitted loop of the same
   update (``W_l <- W_l - lr dL/dW_l`` on the three layers, the same stop rule): the
   overhead of flowsim's descent engine;
@@ -99,12 +100,16 @@ def part_a(args):
     print("A. 100x100, rank 5, 2,000 observed, depth 3, balanced 1e-3, to loss 1e-6")
     first, t_first = wall(lambda: flow(problem, model, params, stop_loss=1e-6))
     load = [os.getloadavg()[0]]
-    warm, t_warm = wall(lambda: flow(problem, model, params, stop_loss=1e-6))
+    warms = []
+    for _ in range(args.warm_repeats):
+        warm, t_warm = wall(lambda: flow(problem, model, params, stop_loss=1e-6))
+        warms.append(t_warm)
     load.append(os.getloadavg()[0])
     o = warm.config["options"]
     print(f"  flow (default call: {warm.config['coordinates']}, {o['solver']}, rtol "
           f"{o['rtol']:g}, atol {o['atol']:g}): {warm.status}, first call {t_first:.2f} s "
-          f"(compile included), warm {t_warm:.2f} s; {warm.stats['steps']} steps "
+          f"(compile included), warm {', '.join(f'{w:.2f}' for w in warms)} s; "
+          f"{warm.stats['steps']} steps "
           f"({warm.stats['rejected']} rejected), "
           f"{warm.stats.get('vector_field_evaluations')} gradient evaluations, "
           f"{warm.stats.get('jacobian_vector_products')} Hessian-vector products; "
@@ -117,18 +122,23 @@ def part_a(args):
         p0, mask, target, 1e-3, 1e-6, max_iterations=10_000_000)))
     load.append(os.getloadavg()[0])
     # the warm flow again after descent: the load of a shared machine drifts in minutes
-    _, t_warm2 = wall(lambda: flow(problem, model, params, stop_loss=1e-6))
+    after = [wall(lambda: flow(problem, model, params, stop_loss=1e-6))[1]
+             for _ in range(args.warm_repeats)]
     load.append(os.getloadavg()[0])
     print(f"  gradient_descent(lr=1e-3): {gd.status}, {int(gd.steps[-1])} iterations, "
           f"{t_gd:.1f} s; plain jitted loop: {int(k_plain)} iterations, {t_plain:.1f} s; "
-          f"engine overhead {t_gd / t_plain:.2f}x; the warm flow again {t_warm2:.2f} s")
-    t_flow = 0.5 * (t_warm + t_warm2)
+          f"engine overhead {t_gd / t_plain:.2f}x; the warm flow again "
+          f"{', '.join(f'{w:.2f}' for w in after)} s")
+    # descent's one long call averages the load over its minutes; the flow's few-second
+    # calls do not, so the ratio takes their median
+    t_flow = float(np.median(warms + after))
     print(f"  ratio descent / flow: {t_gd / t_first:.1f}x (flow's first call, compile "
-          f"included), {t_gd / t_flow:.1f}x (mean of the two warm calls; {t_gd / t_warm:.1f}x "
-          f"and {t_gd / t_warm2:.1f}x); plain loop / flow warm {t_plain / t_flow:.1f}x; "
+          f"included), {t_gd / t_flow:.1f}x (median of the {len(warms + after)} warm calls; "
+          f"{t_gd / max(warms + after):.1f}x to {t_gd / min(warms + after):.1f}x); "
+          f"plain loop / flow warm {t_plain / t_flow:.1f}x; "
           f"per evaluation: flow {1e3 * t_flow / warm.stats['vector_field_evaluations']:.3f}"
           f" ms, descent {1e3 * t_gd / int(gd.steps[-1]):.3f} ms per iteration; 1-min load "
-          f"before/after the first warm flow, after descent, after the second "
+          f"before/after the warm flows, after descent, after the warm flows again "
           + "/".join(f"{v:.1f}" for v in load))
     if not args.accuracy:
         return
@@ -408,6 +418,8 @@ def main():
                              "invocations (a size measured again replaces its row)")
     parser.add_argument("--one-size", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--richardson-t", type=float, default=30.0)
+    parser.add_argument("--warm-repeats", type=int, default=3,
+                        help="warm flow calls before descent, and again after (part A)")
     parser.add_argument("--accuracy", action=argparse.BooleanOptionalAction, default=True,
                         help="part A: the accuracy along the path, Richardson, depths 2, 4 "
                              "(--no-accuracy: the timings only)")

@@ -90,6 +90,20 @@ class Factorization(abc.ABC):
             start += rows * cols
         return tuple(out)
 
+    def split_rows(self, states: np.ndarray) -> Params:
+        """:meth:`split` of every row of ``states`` ``(n, n_params)`` (numpy): the factors
+        ``(n, rows, cols)``, views of ``states`` (no copy)."""
+        out, start = [], 0
+        for rows, cols in self.param_shapes:
+            out.append(states[:, start:start + rows * cols].reshape(-1, rows, cols))
+            start += rows * cols
+        return tuple(out)
+
+    def host_products(self, layers: Params) -> np.ndarray | None:
+        """The products of batched factors ``(n, rows, cols)`` by numpy, or ``None`` where
+        the model computes its product in jax only."""
+        return None
+
     def check_params(self, params: Params, name: str = "params") -> tuple[np.ndarray, ...]:
         """Validate a factor tuple against this model; returns float64 numpy copies.
         Raises ``ValueError`` naming the factor for a wrong count, shape, dtype or a
@@ -194,6 +208,9 @@ class DeepMatrixFactorization(Factorization):
     def product(self, params: Params):
         """``W_L @ ... @ W_1`` (batched over leading axes)."""
         return product(params)
+
+    def host_products(self, layers: Params) -> np.ndarray:
+        return product(tuple(np.asarray(w, dtype=np.float64) for w in layers))
 
     def slogdet(self, params: Params):
         """From the layers when every layer is square (``det W = prod det W_l`` keeps

@@ -12,8 +12,6 @@ import platform
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from .dynamics import observe_states
@@ -210,9 +208,7 @@ def trajectory_from_states(coords, mask, target, t, states, *, status: str, mess
     (:func:`flowsim.dynamics.observe_states`)."""
     states = np.asarray(states, dtype=np.float64)
     obs = observe_states(coords, states, mask, target)
-    factors = None
-    if coords.factors(jnp.asarray(states[0])) is not None:
-        factors = tuple(np.asarray(f) for f in jax.vmap(coords.factors)(jnp.asarray(states)))
+    factors = coords.host_factors(states)
     return Trajectory(t=np.asarray(t, dtype=np.float64), loss=obs["loss"],
                       product=obs["product"], det_sign=obs["det_sign"],
                       log_abs_det=obs["log_abs_det"], states=states, status=status,

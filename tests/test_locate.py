@@ -65,9 +65,12 @@ def test_an_exponential_tail_is_located_in_a_few_cuts(decay):
     # the stop side, within the tolerance, and the point returned is the one cut there
     assert value <= 1e-6 and math.log(value / 1e-6) > -loc.STOP_LOG_TOL
     assert y == t and value == loss(t)
-    assert t == pytest.approx(exact_root(loss, 1e-6, engine.t_a, t_b), rel=1e-12)
-    # Newton from the quadratic start converges quadratically: measured 2 cuts
-    assert engine.cuts <= 3
+    # log loss falls at rate ``decay``: the window of accepted losses is ``t`` in
+    # ``[root, root + STOP_LOG_TOL / decay)``
+    root = exact_root(loss, 1e-6, engine.t_a, t_b)
+    assert 0.0 <= (t - root) * decay < loc.STOP_LOG_TOL * (1.0 + 1e-6), (t - root) * decay
+    # log loss is linear in t here: the quadratic start is exact up to rounding
+    assert engine.cuts == 1
 
 
 def test_a_slope_without_digits_falls_back_on_the_secant():
@@ -94,16 +97,17 @@ def test_a_slope_without_digits_falls_back_on_the_secant():
 
 
 def test_a_loss_rounded_above_the_tolerance_ends_on_the_stop_side():
-    # the loss carries a deterministic relative noise of 1e-9 (above the tolerance): the
-    # locator gives up after its iterates and returns the best one on the stop side
+    # the loss carries a deterministic relative noise 10x the tolerance: the locator gives
+    # up after its iterates and returns the best one on the stop side
+    noise = 10.0 * loc.STOP_LOG_TOL
     base = lambda t: 1e-6 * math.exp(-0.02 * (t - 100.0))  # noqa: E731
-    noisy = lambda t: base(t) * (1.0 + 1e-9 * math.sin(1e7 * t))  # noqa: E731
+    noisy = lambda t: base(t) * (1.0 + noise * math.sin(1e7 * t))  # noqa: E731
     rate = lambda t: -0.02 * base(t)  # noqa: E731
     engine = Engine(noisy, rate, 90.0, 110.0)
     t, _, value = located(engine, 1e-6)
     assert value <= 1e-6
     assert value == noisy(t)
-    assert abs(math.log(value / 1e-6)) < 1e-8
+    assert abs(math.log(value / 1e-6)) < 3.0 * noise
     assert engine.cuts <= 8
 
 

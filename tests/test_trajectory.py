@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import flowsim as fs
+from flowsim.trajectory import trajectory_from_states
 
 
 def _toy(status="stop_loss", with_factors=True):
@@ -46,3 +47,28 @@ def test_first_below():
     assert traj.first_below(0.5) == 2
     with pytest.raises(ValueError, match="never reached"):
         traj.first_below(1e-3)
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_observables_of_factor_states_are_their_layers_and_product(depth):
+    # the Trajectory of factor coordinates: its layers are the states' slices, its
+    # products and losses those of the layers, each written here per point
+    problem, _ = fs.low_rank_completion((7, 5), 2, 20, seed=3)
+    model = fs.DeepMatrixFactorization((7, 5), depth)
+    states = np.random.default_rng(depth).standard_normal((9, model.n_params))
+    traj = trajectory_from_states(fs.make_coordinates("factors", model), problem.mask,
+                                  problem.target, np.arange(9.0), states,
+                                  status="t_max", message="", stats={}, config={})
+    for i, y in enumerate(states):
+        layers, start = [], 0
+        for rows, cols in model.param_shapes:
+            layers.append(y[start:start + rows * cols].reshape(rows, cols))
+            start += rows * cols
+        w = layers[0]
+        for layer in layers[1:]:
+            w = layer @ w
+        r = problem.mask * (w - problem.target)
+        for got, want in zip(traj.factors, layers):
+            assert np.array_equal(got[i], want)
+        assert np.allclose(traj.product[i], w, rtol=1e-14, atol=1e-14 * np.abs(w).max())
+        assert traj.loss[i] == pytest.approx(0.5 * np.sum(r * r), rel=1e-13)

@@ -69,6 +69,19 @@ class Coordinates(abc.ABC):
         """The factors, when these coordinates carry them (``None`` otherwise)."""
         return None
 
+    def host_factors(self, states: np.ndarray) -> Params | None:
+        """:meth:`factors` of every row of ``states`` ``(n, k)`` as numpy arrays
+        ``(n, rows, cols)``, or ``None`` where these coordinates carry no factors."""
+        if self.factors(jnp.asarray(states[0])) is None:
+            return None
+        return tuple(np.asarray(f) for f in jax.vmap(self.factors)(jnp.asarray(states)))
+
+    def host_products(self, states: np.ndarray) -> np.ndarray | None:
+        """The products of every row of ``states`` computed by numpy, where these
+        coordinates hold nothing but the product to observe (:meth:`exact_observables` is
+        empty); ``None`` sends :func:`observe_states` to its jax path."""
+        return None
+
     def slogdet(self, y):
         """``(sign det W, log|det W|)`` computed from the coordinates themselves; for a
         product without a determinant ``(nan, nan)``."""
@@ -199,16 +212,26 @@ _observe_batch = jax.jit(lambda coords, states, mask, target: jax.vmap(
 def observe_states(coords: Coordinates, states, mask, target) -> dict:
     """The per-point quantities of a Trajectory for every row of ``states`` ``(n, k)``, as
     numpy arrays: loss, product, ``det_sign``, ``log_abs_det``, ``log_singular_values``.
-    The jax part is vmapped over rows padded to a power of two (a few compiled shapes);
-    determinants and singular values that the coordinates do not hold exactly are computed
-    by numpy on the host: jaxlib's batched LAPACK calls can deadlock its thread pool
-    when several run at once (measured: batches of 100x100 LU and SVD, 2 cores)."""
+    The products come from :meth:`Coordinates.host_products` where the coordinates give
+    them (numpy, on the host), else from a jax batch vmapped over rows padded to a power
+    of two (a few compiled shapes); determinants and singular values that the
+    coordinates do not hold exactly are computed by numpy on the host: jaxlib's batched
+    LAPACK calls can deadlock its thread pool when several run at once (measured:
+    batches of 100x100 LU and SVD, 2 cores)."""
     states = np.asarray(states, dtype=np.float64)
-    n = len(states)
-    padded = np.concatenate([states, np.repeat(states[-1:], (1 << (n - 1).bit_length()) - n,
-                                               axis=0)])
-    out = _observe_batch(coords, jnp.asarray(padded), jnp.asarray(mask), jnp.asarray(target))
-    out = {k: np.asarray(v)[:n] for k, v in out.items()}
+    products = coords.host_products(states)
+    if products is not None:
+        # numpy's matmul on the host, where the states are: a jax batch would first copy
+        # them to the device, then run a batched matmul (docs/numerics.md)
+        out = {"product": products,
+               "loss": np.asarray(observation_loss(products, mask, target))}
+    else:
+        n = len(states)
+        padded = np.concatenate(
+            [states, np.repeat(states[-1:], (1 << (n - 1).bit_length()) - n, axis=0)])
+        out = _observe_batch(coords, jnp.asarray(padded), jnp.asarray(mask),
+                             jnp.asarray(target))
+        out = {k: np.asarray(v)[:n] for k, v in out.items()}
     if "det_sign" not in out:
         out["det_sign"], out["log_abs_det"] = coords.host_slogdet(states, out["product"])
     if "log_singular_values" not in out:

@@ -53,6 +53,12 @@ class FactorCoordinates(Coordinates):
     def product(self, y):
         return self.model.product(self.model.split(y))
 
+    def host_factors(self, states: np.ndarray) -> Params:
+        return self.model.split_rows(states)
+
+    def host_products(self, states: np.ndarray) -> np.ndarray | None:
+        return self.model.host_products(self.model.split_rows(states))
+
     def vector_field(self, y, mask, target):
         # the gradient with respect to the factors, then one concatenation: the gradient
         # of the flat vector would pad each factor's gradient to the full length and sum

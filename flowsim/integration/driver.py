@@ -47,6 +47,24 @@ def _has_det(model: Factorization) -> bool:
     return len(model.shape) == 2 and model.shape[0] == model.shape[1]
 
 
+
+def gather(chunks, n: int, extra=None) -> np.ndarray:
+    """The first ``n`` rows of the stacked ``chunks`` (arrays of rows), and ``extra`` as
+    one more row where given, in one new array: each state is copied once (a run's saved
+    states are often most of its memory)."""
+    out = np.empty((n + (extra is not None), chunks[0].shape[1]), dtype=np.float64)
+    filled = 0
+    for chunk in chunks:
+        take = min(len(chunk), n - filled)
+        out[filled:filled + take] = chunk[:take]
+        filled += take
+        if filled == n:
+            break
+    if extra is not None:
+        out[n] = extra
+    return out
+
+
 class Solve:
     """One solve of a group of members sharing coordinates and options (``single``: a
     group of one member, which runs in one lane)."""
@@ -80,16 +98,16 @@ class Solve:
     def finish(self, run: Run, engine, status: str, message: str, located=None):
         """End ``run``: its saved points (plus the located stop point, or the last
         point if it was not saved) become its Trajectory."""
-        raw_t, raw_y, carry_saved, t, states = self._points(run, engine)
+        raw_t, carry_saved, extra = self._saved(run, engine)
         if located is not None:
+            # the saved times increase: the points before the located one are a prefix
             t_s, y_s = located
-            keep = raw_t < t_s
-            keep[0] = True
-            t, states = (np.append(raw_t[keep], t_s),
-                         np.concatenate([raw_y[keep], y_s[None, :]]))
-            n_keep = int(keep.sum())
+            n_keep = max(1, int(np.searchsorted(raw_t, t_s)))
+            t, states = np.append(raw_t[:n_keep], t_s), gather(run.ys, n_keep, y_s)
         else:
             n_keep = len(raw_t)
+            t = raw_t if extra is None else np.append(raw_t, extra[0])
+            states = gather(run.ys, n_keep, None if extra is None else extra[1])
         stats = {**(engine.counters(run) if run.carry is not None else
                     {"steps": 0, "rejected": 0}), **run.stats}
         message += verdicts.sign_events_note(run.stats.get("sign_events", []))
@@ -99,7 +117,9 @@ class Solve:
 
     def checkpoint_now(self, run: Run, engine, wall: float):
         """Write the run in progress (status ``"interrupted"``) with its carry."""
-        raw_t, _, carry_saved, t, states = self._points(run, engine)
+        raw_t, carry_saved, extra = self._saved(run, engine)
+        t = raw_t if extra is None else np.append(raw_t, extra[0])
+        states = gather(run.ys, len(raw_t), None if extra is None else extra[1])
         stats = {**engine.counters(run), **run.stats, "wall_s": wall}
         traj = self._trajectory(run, t, states, "interrupted",
                                 "checkpoint of a run in progress", stats)
@@ -108,17 +128,15 @@ class Solve:
                           **guard_state(run.member)})
 
     @staticmethod
-    def _points(run: Run, engine):
-        """``(saved t, saved states, carry_saved, t, states)``: the points saved so far,
-        whether the carry's point is the last of them, and the saved points with the
-        carry's point appended where it lies past them."""
-        raw_t, raw_y = np.concatenate(run.ts), np.concatenate(run.ys)
-        t_c, y_c = engine.point(run) if run.carry is not None else (raw_t[-1], raw_y[-1])
-        carry_saved = bool(raw_t[-1] == t_c and np.array_equal(raw_y[-1], y_c))
-        t, states = raw_t, raw_y
-        if t_c > raw_t[-1]:
-            t, states = np.append(t, t_c), np.concatenate([states, y_c[None, :]])
-        return raw_t, raw_y, carry_saved, t, states
+    def _saved(run: Run, engine):
+        """``(saved t, carry_saved, extra)``: the times of the points saved so far,
+        whether the carry's point is the last of them, and ``(t, y)`` of the carry's
+        point where it lies past them (else ``None``). The states stay in their chunks
+        until :func:`gather` copies them once."""
+        raw_t, last = np.concatenate(run.ts), run.ys[-1][-1]
+        t_c, y_c = engine.point(run) if run.carry is not None else (raw_t[-1], last)
+        carry_saved = bool(raw_t[-1] == t_c and np.array_equal(last, y_c))
+        return raw_t, carry_saved, ((t_c, y_c) if t_c > raw_t[-1] else None)
 
     def _trajectory(self, run: Run, t, states, status: str, message: str, stats: dict):
         return trajectory_from_states(
