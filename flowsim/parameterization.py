@@ -83,19 +83,12 @@ class Factorization(abc.ABC):
         return np.concatenate([np.asarray(w, dtype=np.float64).ravel() for w in params])
 
     def split(self, y) -> Params:
-        """Inverse of :meth:`flatten` (jax-traceable)."""
-        out, start = [], 0
+        """Inverse of :meth:`flatten` (jax-traceable), batched over the leading axes of
+        ``y``: rows ``(n, n_params)`` give factors ``(n, rows, cols)``, views of a numpy
+        ``y`` (no copy)."""
+        out, start, lead = [], 0, y.shape[:-1]
         for rows, cols in self.param_shapes:
-            out.append(y[start:start + rows * cols].reshape(rows, cols))
-            start += rows * cols
-        return tuple(out)
-
-    def split_rows(self, states: np.ndarray) -> Params:
-        """:meth:`split` of every row of ``states`` ``(n, n_params)`` (numpy): the factors
-        ``(n, rows, cols)``, views of ``states`` (no copy)."""
-        out, start = [], 0
-        for rows, cols in self.param_shapes:
-            out.append(states[:, start:start + rows * cols].reshape(-1, rows, cols))
+            out.append(y[..., start:start + rows * cols].reshape(*lead, rows, cols))
             start += rows * cols
         return tuple(out)
 

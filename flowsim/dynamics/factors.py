@@ -54,10 +54,10 @@ class FactorCoordinates(Coordinates):
         return self.model.product(self.model.split(y))
 
     def host_factors(self, states: np.ndarray) -> Params:
-        return self.model.split_rows(states)
+        return self.model.split(states)
 
     def host_products(self, states: np.ndarray) -> np.ndarray | None:
-        return self.model.host_products(self.model.split_rows(states))
+        return self.model.host_products(self.model.split(states))
 
     def vector_field(self, y, mask, target):
         # the gradient with respect to the factors, then one concatenation: the gradient

@@ -47,7 +47,6 @@ def _has_det(model: Factorization) -> bool:
     return len(model.shape) == 2 and model.shape[0] == model.shape[1]
 
 
-
 def gather(chunks, n: int, extra=None) -> np.ndarray:
     """The first ``n`` rows of the stacked ``chunks`` (arrays of rows), and ``extra`` as
     one more row where given, in one new array: each state is copied once (a run's saved
