@@ -105,8 +105,7 @@ class Solve:
             t, states = np.append(raw_t[:n_keep], t_s), gather(run.ys, n_keep, y_s)
         else:
             n_keep = len(raw_t)
-            t = raw_t if extra is None else np.append(raw_t, extra[0])
-            states = gather(run.ys, n_keep, None if extra is None else extra[1])
+            t, states = self._with_carry_point(run, raw_t, extra)
         stats = {**(engine.counters(run) if run.carry is not None else
                     {"steps": 0, "rejected": 0}), **run.stats}
         message += verdicts.sign_events_note(run.stats.get("sign_events", []))
@@ -117,8 +116,7 @@ class Solve:
     def checkpoint_now(self, run: Run, engine, wall: float):
         """Write the run in progress (status ``"interrupted"``) with its carry."""
         raw_t, carry_saved, extra = self._saved(run, engine)
-        t = raw_t if extra is None else np.append(raw_t, extra[0])
-        states = gather(run.ys, len(raw_t), None if extra is None else extra[1])
+        t, states = self._with_carry_point(run, raw_t, extra)
         stats = {**engine.counters(run), **run.stats, "wall_s": wall}
         traj = self._trajectory(run, t, states, "interrupted",
                                 "checkpoint of a run in progress", stats)
@@ -136,6 +134,14 @@ class Solve:
         t_c, y_c = engine.point(run) if run.carry is not None else (raw_t[-1], last)
         carry_saved = bool(raw_t[-1] == t_c and np.array_equal(last, y_c))
         return raw_t, carry_saved, ((t_c, y_c) if t_c > raw_t[-1] else None)
+
+    @staticmethod
+    def _with_carry_point(run: Run, raw_t, extra):
+        """``(t, states)``: every saved point, and the carry's point ``extra`` appended
+        where :meth:`_saved` gave one."""
+        if extra is None:
+            return raw_t, gather(run.ys, len(raw_t))
+        return np.append(raw_t, extra[0]), gather(run.ys, len(raw_t), extra[1])
 
     def _trajectory(self, run: Run, t, states, status: str, message: str, stats: dict):
         return trajectory_from_states(
