@@ -168,6 +168,23 @@ def test_lanczos_phi_against_the_eigendecomposition(k):
         assert 0.99 * rho <= float(ritz) <= rho * (1 + 1e-12), (h, float(ritz))
 
 
+@pytest.mark.parametrize("used", [0, 1, 7, 8, 9, 40, 89, 90, 96])
+def test_the_final_combination_takes_the_used_rows_once(used):
+    # Lanczos stores MAX_KRYLOV + 1 = 97 vectors and combines the first ``used``: in blocks
+    # of COMBINE_ROWS, the last one moved back to end at row 97 (its overlap with the
+    # block before must count once). The reference is numpy's product with the used rows;
+    # the coefficients past ``used`` must not enter (here: large ones).
+    rows = exponential.MAX_KRYLOV + 1
+    rng = np.random.default_rng(used)
+    basis = rng.standard_normal((rows, 300))
+    c = 1e6 * rng.standard_normal((3, exponential.MAX_KRYLOV))
+    c[:, :used] = rng.standard_normal((3, used))
+    got = np.asarray(exponential.combine(jnp.asarray(c), jnp.asarray(basis), used))
+    expected = c[:, :used] @ basis[:used]
+    # float64 sums of at most 96 terms of size ~1 in another order: below 1e-13
+    assert np.max(np.abs(got - expected)) <= 1e-13 * max(1.0, np.max(np.abs(expected)))
+
+
 # ---------------------------------------------------------------------- 3. non-convergence
 
 

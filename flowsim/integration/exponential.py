@@ -66,6 +66,9 @@ KRYLOV_TARGET = 0.75 * MAX_KRYLOV
 #: below ``KRYLOV_TARGET^2``)
 KRYLOV_RATIO_MIN = 1.0
 
+#: rows of the stored basis one product of the final combination reads (:func:`combine`)
+COMBINE_ROWS = 8
+
 #: the sizes the tridiagonal's eigendecomposition is padded to (the smallest that holds it)
 _EIGH_SIZES = (8, 16, 24, 32, 48, 64)
 
@@ -201,12 +204,34 @@ def lanczos_functions(jvp, v, functions, weight, multipliers):
 
     init = (jnp.asarray(0), basis, omega, jnp.zeros(m), jnp.zeros(m),
             jnp.zeros((n, m), v.dtype), beta0 == 0, jnp.zeros(()), jnp.asarray(0))
-    _, basis, _, _, _, c, done, ritz, iterations = jax.lax.while_loop(cond, body, init)
-    # against the whole stored basis (its last row gets a zero coefficient): a slice of it
-    # would be a copy
-    c = jnp.concatenate([c, jnp.zeros((n, 1), c.dtype)], axis=1)
-    xs = c @ basis.reshape(m + 1, -1)
+    made, basis, _, _, _, c, done, ritz, iterations = jax.lax.while_loop(cond, body, init)
+    xs = combine(c, basis.reshape(m + 1, -1), made)
     return xs.reshape((n,) + v.shape), iterations, done, ritz
+
+
+def combine(c, basis, used):
+    """``c[:, :used] @ basis[:used]``, :data:`COMBINE_ROWS` rows at a time (a Lanczos
+    process stores room for :data:`MAX_KRYLOV` vectors and mostly uses far fewer; a
+    product with the whole store reads all of it, and a slice of it to the used size
+    would be a copy). ``used`` is the same for every lane of a batch; rows of ``basis``
+    past it are read (with weight 0) up to the end of the last block, and must be finite
+    (they are zeros or earlier Lanczos vectors)."""
+    rows = basis.shape[0]
+    size = min(COMBINE_ROWS, rows)
+    c = jnp.pad(c, ((0, 0), (0, rows - c.shape[1])))
+    offsets = jnp.arange(size)
+
+    def block(b, acc):
+        # the last block is moved back to end at the last row (a slice stays inside the
+        # array); rows an earlier block took are masked out, as are those past ``used``
+        start = jnp.minimum(b * size, rows - size)
+        index = start + offsets
+        take = (index >= b * size) & (index < used)
+        weights = jnp.where(take, jax.lax.dynamic_slice_in_dim(c, start, size, axis=1), 0.0)
+        return acc + weights @ jax.lax.dynamic_slice_in_dim(basis, start, size, axis=0)
+
+    return jax.lax.fori_loop(0, (used + size - 1) // size, block,
+                             jnp.zeros((c.shape[0],) + basis.shape[1:], basis.dtype))
 
 
 def krylov_radius(h, ritz, iterations):

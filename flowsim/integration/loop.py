@@ -43,6 +43,7 @@ import jax.numpy as jnp
 from ..dynamics import Coordinates
 from ..problem import observation_loss
 from . import guards
+from .control import make_controller
 from .solvers import REGISTRY
 
 #: end codes of a chunk (:data:`guards.CODES` names them)
@@ -89,7 +90,8 @@ class LoopSpec:
         return REGISTRY[self.solver].build(self)
 
     def make_controller(self):
-        return diffrax.PIDController(rtol=self.rtol, atol=self.atol)
+        """The step-size controller the registry names for the solver."""
+        return make_controller(REGISTRY[self.solver].controller, self.rtol, self.atol)
 
     def term(self):
         coords = self.coords
@@ -137,7 +139,8 @@ class Member(eqx.Module):
 class Chunk(eqx.Module):
     """One chunk's outcome: the carry after it and the loss and ``d loss/dt`` there, the
     carry before its last accepted step and the loss there (``prev``, what the stop
-    locator cuts from), why it ended, the saved steps."""
+    locator cuts from), why it ended, the saved steps (the first ``saved`` rows of ``ts``
+    and ``ys``; the rows after them are scratch)."""
 
     carry: Carry
     loss: jax.Array
@@ -333,9 +336,10 @@ def run_chunk(spec: LoopSpec, carry: Carry, member: Member) -> Chunk:
         wanted,
         lambda: jax.vmap(lambda y, m: coords.loss_rate(y, m.mask, m.target))(c.y, member),
         lambda: jnp.full(lanes, jnp.nan, c.loss.dtype))
+    # the buffers whole: their last row (where steps not saved are written) is past
+    # ``saved``, and a slice without it would copy the buffer
     return Chunk(carry=c, loss=c.loss, rate=rate, prev=prev, prev_loss=prev.loss, code=code,
-                 ts=ts[:, :size], ys=ys[:, :size], saved=saved,
-                 attempts=jnp.full(lanes, attempts))
+                 ts=ts, ys=ys, saved=saved, attempts=jnp.full(lanes, attempts))
 
 
 #: the loop's pieces, compiled once per spec and number of lanes (a single run is one

@@ -50,6 +50,9 @@ class Solver:
       ``spec`` the :class:`.loop.LoopSpec` (Newton tolerances).
     - `step_limit`: an explicit method whose stability limits the step
       (``object.step_limit(state)``, the loop clips the step to it).
+    - `controller`: the loop's step-size controller, one of :data:`.control.CONTROLLERS`
+      (``"integral"``: diffrax's PID controller with its defaults; ``"predictive"``: it
+      and Gustafsson's prediction, :class:`.control.PredictiveController`).
     """
 
     name: str
@@ -59,6 +62,7 @@ class Solver:
     build: Callable
     tolerances: tuple[float, float] | None = None
     step_limit: bool = False
+    controller: str = "integral"
 
 
 class StageNewton(optx.Newton):
@@ -131,7 +135,7 @@ REGISTRY: dict[str, Solver] = {s.name: s for s in (
           tolerances=(1e-6, 1e-9), step_limit=True),
     _loop("Dopri8EXPRB43", False,
           lambda spec: Dopri8EXPRB43(rtol=spec.rtol, atol=spec.atol),
-          tolerances=(1e-6, 1e-9), step_limit=True),
+          tolerances=(1e-6, 1e-9), step_limit=True, controller="predictive"),
     _loop("Rodas4", True, lambda spec: Rosenbrock(TABLEAUS["Rodas4"])),
     _loop("Rodas5P", True, lambda spec: Rosenbrock(TABLEAUS["Rodas5P"])),
     _scipy("Radau", True), _scipy("BDF", True), _scipy("LSODA", True),

@@ -19,9 +19,11 @@ row goes over to the stiff method for the rest of the run: ROCK4 (:mod:`.rock4`,
 gradient flows flowsim integrates, stiffness grows with the learned singular values and
 does not go away.
 
-The two methods share the step-size controller (an integral controller, whose only
-history is the last step size): on the switch the controller's exponent follows the
-method (:meth:`Dopri8ROCK4.current_error_order`), and its step grows from Dopri8's
+The two methods share the step-size controller (Dopri8ROCK4: diffrax's integral
+controller, whose only history is the last step size; Dopri8EXPRB43: the predictive one of
+:mod:`.control`, which also extrapolates the error's trend over the last two accepted
+steps of one method): on the switch the controller's exponent follows the method
+(:meth:`Dopri8ROCK4.current_error_order`), and its step grows from Dopri8's
 stability-limited one by at most the controller's ``factormax`` per step. Both methods
 reuse ``F(y_n)`` from the end of the last step.
 """
