@@ -210,7 +210,7 @@ def lanczos_functions(jvp, v, functions, weight, multipliers):
 
 
 def combine(c, basis, used):
-    """``c[:, :used] @ basis[:used]``, :data:`COMBINE_ROWS` rows at a time (a Lanczos
+    """``c[:, :used] @ basis[:used]``, :data:`COMBINE_ROWS` rows at a pass (a Lanczos
     process stores room for :data:`MAX_KRYLOV` vectors and mostly uses far fewer; a
     product with the whole store reads all of it, and a slice of it to the used size
     would be a copy). ``used`` is the same for every lane of a batch; rows of ``basis``
@@ -228,7 +228,12 @@ def combine(c, basis, used):
         index = start + offsets
         take = (index >= b * size) & (index < used)
         weights = jnp.where(take, jax.lax.dynamic_slice_in_dim(c, start, size, axis=1), 0.0)
-        return acc + weights @ jax.lax.dynamic_slice_in_dim(basis, start, size, axis=0)
+        # row by row, in one fused pass: a product with a slice of the store would copy
+        # the slice first, which at large sizes costs more than it saves (docs/numerics.md)
+        for r in range(size):
+            row = jax.lax.dynamic_index_in_dim(basis, start + r, axis=0, keepdims=False)
+            acc = acc + weights[:, r:r + 1] * row
+        return acc
 
     return jax.lax.fori_loop(0, (used + size - 1) // size, block,
                              jnp.zeros((c.shape[0],) + basis.shape[1:], basis.dtype))
