@@ -7,8 +7,9 @@ next step is ``h * safety * err^(-1/k)`` (``err`` the step's error in the tolera
 norm, ``k`` the estimate's order), and after an accepted step it never shrinks. Where the
 error per unit step grows from one step to the next, as in the escape from a small start
 (the singular values grow exponentially, and with them the solution's derivatives), an
-accepted step is followed by a longer one that fails: on the protocol of
-docs/numerics.md every other Dopri8 step was rejected for ``t < 0.36``.
+accepted step is followed by one at least as long that fails, then a shorter one that
+passes (docs/numerics.md, "Speed: the default call against gradient descent", has it
+measured on the literature's protocol).
 
 Gustafsson's predictive controller (K. Gustafsson, "Control-theoretic techniques for
 stepsize selection in implicit Runge-Kutta methods", ACM TOMS 20(4), 1994; the form of

@@ -66,7 +66,7 @@ KRYLOV_TARGET = 0.75 * MAX_KRYLOV
 #: below ``KRYLOV_TARGET^2``)
 KRYLOV_RATIO_MIN = 1.0
 
-#: rows of the stored basis one product of the final combination reads (:func:`combine`)
+#: rows of the stored basis one pass of the final combination reads (:func:`combine`)
 COMBINE_ROWS = 8
 
 #: the sizes the tridiagonal's eigendecomposition is padded to (the smallest that holds it)
